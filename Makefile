@@ -1,0 +1,83 @@
+# Pitch-dataset generator and f0 regressor. `make help` lists the targets.
+# Outputs are real files whose prerequisites are their inputs, their stage's code and
+# their stage's slice of the config, so only what changed is rebuilt.
+
+CONFIG ?= configs/default.toml
+NAME := $(basename $(notdir $(CONFIG)))
+SET ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .make
+ARGS := --config $(CONFIG) $(foreach s,$(SET),--set $(s))
+PIPELINE := $(PY) -m pipeline
+
+DATA := data/$(NAME)
+PARAMS := $(DATA)/.params
+MODEL := models/$(NAME)
+REPORT := reports/$(NAME)
+
+CORE_SRC := pipeline/config.py pipeline/constants.py pipeline/artifacts.py
+DATA_SRC := $(CORE_SRC) pipeline/rendering.py pipeline/postprocessing.py pipeline/dataset.py
+FEATURES_SRC := $(CORE_SRC) pipeline/features.py
+TRAIN_SRC := $(CORE_SRC) pipeline/model.py pipeline/training.py
+REPORT_SRC := $(CORE_SRC) pipeline/evaluation.py pipeline/reporting.py pipeline/baselines.py
+
+.DEFAULT_GOAL := all
+.PHONY: all help setup data features train report test bench clean clean-all FORCE
+
+all: report ## set up, then run the whole pipeline on CONFIG (default configs/default.toml)
+
+help: ## list the targets
+	@echo "make [TARGET] [CONFIG=configs/NAME.toml] [SET='section.key=value ...']"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+# --- set-up: system packages, then the virtualenv (stamp files skip what is done) ----
+$(STAMPS)/system: scripts/install_system.sh
+	bash scripts/install_system.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/system
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,cluster]'
+	@touch $@
+
+setup: $(STAMPS)/venv ## install system packages and the virtualenv
+
+# --- the pipeline ---------------------------------------------------------------------
+# A stage's config slice is rewritten only when it changes (make then sees a new mtime).
+$(PARAMS)/%.json: FORCE | $(STAMPS)/venv
+	@$(PIPELINE) params $* $(ARGS) --out $@
+
+$(DATA)/manifest.csv: $(PARAMS)/data.json $(DATA_SRC)
+	$(PIPELINE) data $(ARGS)
+
+$(DATA)/features/done.json: $(DATA)/manifest.csv $(PARAMS)/features.json $(FEATURES_SRC)
+	$(PIPELINE) features $(ARGS)
+
+$(MODEL)/model.keras: $(DATA)/features/done.json $(PARAMS)/train.json $(TRAIN_SRC)
+	$(PIPELINE) train $(ARGS)
+
+$(REPORT)/report.md: $(MODEL)/model.keras $(PARAMS)/report.json $(REPORT_SRC)
+	$(PIPELINE) report $(ARGS)
+
+data: $(DATA)/manifest.csv ## render, slice and label the dataset (data/NAME/)
+features: $(DATA)/features/done.json ## spectrograms per split (data/NAME/features/)
+train: $(MODEL)/model.keras ## train the f0 regressor (models/NAME/)
+report: $(REPORT)/report.md ## errors by pitch, instrument, segment; baselines (reports/NAME/)
+
+# --- checks -----------------------------------------------------------------------------
+test: $(STAMPS)/venv ## set up, then run the test suite
+	$(PY) -m pytest -q tests
+
+bench: $(STAMPS)/venv ## speed benchmarks -> bench/results.json and bench/results.md
+	$(PY) -m bench.run
+
+clean: ## remove this config's outputs
+	rm -rf $(DATA) $(MODEL) $(REPORT)
+
+clean-all: ## remove every output and the virtualenv
+	rm -rf data models reports $(VENV) $(STAMPS)
+
+FORCE:
