@@ -65,7 +65,7 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    scaling: str = "log"               # log (log1p of magnitude), db, or linear magnitude
+    scaling: str = "log"               # log: ln(magnitude + 1e-6); db: 20 log10 of the same; linear
     dtype: str = "float16"
     batch_size: int = 256              # clips per spectrogram batch
 
@@ -90,6 +90,8 @@ class TrainConfig:
     patience: int = 6
     seed: int = 0
     mixed_precision: bool = True       # only applied on a GPU
+    schedule: str = "cosine"           # learning rate: cosine (decays to 0 at the last epoch) or constant
+    compare_reference: bool = True     # also train the reference model (models/NAME/reference/) for the report
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ _CHOICES = {
     "features.dtype": {"float16", "float32"},
     "model.variant": {"reference", "bins"},
     "model.target": {"midi", "log_hz", "hz"},
+    "train.schedule": {"cosine", "constant"},
 }
 _RANGES = {
     "data.note_low": (C.MIDI_MIN, C.MIDI_MAX), "data.note_high": (C.MIDI_MIN, C.MIDI_MAX),

@@ -72,3 +72,40 @@ GM_PROGRAMS = (
     "Applause", "Gunshot",
 )
 assert len(GM_PROGRAMS) == 128
+
+# --- Features (pipeline/features.py) -------------------------------------------------
+# Floor added to the magnitude before the log: about 120 dB below full scale and above
+# the 16-bit quantisation noise, so silence maps to one value instead of dither patterns.
+LOG_EPSILON = 1e-6
+FEATURES_VERSION = 1            # bump when the stored features change for the same config
+
+# --- Model (pipeline/model.py) --------------------------------------------------------
+REFERENCE_FILTERS = (64, 128, 128, 256)  # the original experiment's four Conv2D layers
+CONV_KERNEL = (3, 3)
+POOL_SIZE = (2, 2)
+MODEL_FORMAT = "pitch-pipeline-f0-model"
+MODEL_FORMAT_VERSION = 1        # bump when model.json or the saved model changes incompatibly
+BIN_MARGIN_SEMITONES = 1        # pitch bins reach this far beyond the note range and its detune
+DECODE_HALF_WIDTH_BINS = 4      # soft-argmax window: argmax +- this many bins (CREPE uses 4)
+PREDICT_BATCH = 256
+
+# --- Evaluation and report ------------------------------------------------------------
+CENT_TOLERANCE = 50.0           # mir_eval's raw pitch/chroma accuracy tolerance; also the octave-error window
+FINE_CENT_TOLERANCE = 10.0      # the stricter raw pitch accuracy
+MODEL_FILE = "model.keras"      # models/NAME/MODEL_FILE, and models/NAME/reference/MODEL_FILE
+REPORT_PREDICT_BATCH = 1024     # test clips per model call, so a large split never loads whole
+
+# --- Baselines (pipeline/baselines.py) ------------------------------------------------
+BASELINES = ("pyin", "praat", "swift_f0", "crepe", "crepe_tiny")  # the registry's names, for config checks
+BASELINE_BATCH = 256            # clips per tracker call where the tracker batches
+BASELINE_FMIN_HZ = 30.0         # below MIDI 24 (32.7 Hz), the lowest note a config is likely to render
+PYIN_FMAX_HZ = SAMPLE_RATE / 2  # up to Nyquist: the dataset reaches MIDI 119 (7.9 kHz)
+PYIN_FRAME_LENGTH = 2048        # YIN needs frame_length - frame_length//2 > SAMPLE_RATE / fmin (533 samples)
+PYIN_HOP = 256                  # 16 ms: about 21 frames in a 330 ms clip
+PRAAT_TIME_STEP = 0.01          # s
+PRAAT_CEILING_HZ = SAMPLE_RATE / 2
+SWIFT_F0_VOICING = 0.5          # SwiftF0's documented voicing threshold
+CREPE_WINDOW = 1024             # samples: CREPE's fixed input at 16 kHz
+CREPE_HOP = 512                 # 32 ms: 9 frames inside a clip (frames are independent; CPU time is the cost)
+CREPE_VOICING = 0.5             # periodicity threshold for a voiced frame
+CREPE_FMIN_HZ = 32.0            # CREPE's lowest bin is 31.7 Hz; a lower fmin makes torchcrepe mask every bin

@@ -8,11 +8,13 @@ dataset byte-identical whatever the number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import difflib
 import io
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -139,9 +141,13 @@ def soundfont_info(path: str | Path) -> dict:
         raise PipelineError(f"soundfont {path} is not a .sf2 or .sf3 file; point data.soundfont at a SoundFont")
     with open(path, "rb") as fh:
         head = fh.read(12)
+    stat = path.stat()
     if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
         raise PipelineError(f"soundfont {path} is corrupt (no RIFF sfbk header); replace the file or choose another")
-    stat = path.stat()
+    if int.from_bytes(head[4:8], "little") + 8 != stat.st_size:
+        raise PipelineError(f"soundfont {path} is corrupt (truncated: its header promises "
+                            f"{int.from_bytes(head[4:8], 'little') + 8} bytes, the file has {stat.st_size}); "
+                            "download or copy it again")
     return _soundfont_info(str(path.resolve()), stat.st_size, stat.st_mtime)
 
 
@@ -153,7 +159,19 @@ def _import_fluidsynth():
         raise PipelineError(
             "the FluidSynth library (libfluidsynth) is missing; install it: apt-get install libfluidsynth3 "
             "(or run make setup)") from None
+    _quiet_fluidsynth_warnings(fluidsynth)
     return fluidsynth
+
+
+@lru_cache(maxsize=1)
+def _quiet_fluidsynth_warnings(fs) -> None:
+    """FluidSynth logs warnings for every new synth, and its own errors for problems we report
+    ourselves in one line (a soundfont it cannot load), so only panics stay on."""
+    set_log = fs.cfunc("fluid_set_log_function", ctypes.c_void_p, ("level", ctypes.c_int, 1),
+                       ("fun", ctypes.c_void_p, 1), ("data", ctypes.c_void_p, 1))
+    if set_log is not None:
+        for level in (1, 2, 3, 4):  # FLUID_ERR, FLUID_WARN, FLUID_INFO, FLUID_DBG
+            set_log(level, None, None)
 
 
 def require_sox() -> str:
@@ -162,6 +180,21 @@ def require_sox() -> str:
         raise PipelineError("the sox program is missing; install it: apt-get install sox libsox-fmt-all "
                             "(or run make setup)")
     return path
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 at /dev/null for a C library call that prints on its own."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class Renderer:
@@ -182,7 +215,8 @@ class Renderer:
         self.keeper = fs.Synth(gain=float(gain), samplerate=float(self.rate), channels=16,
                                **{"synth.reverb.active": int(effects), "synth.chorus.active": int(effects),
                                   "synth.cpu-cores": 1, "synth.polyphony": 64})
-        sfid = self.keeper.sfload(str(soundfont))
+        with _stderr_silenced():  # libinstpatch prints glib criticals for files it cannot parse
+            sfid = self.keeper.sfload(str(soundfont))
         if sfid < 0:
             self.keeper.delete()
             raise PipelineError(f"soundfont {soundfont} could not be loaded by FluidSynth (corrupt file?); "

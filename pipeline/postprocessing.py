@@ -1,0 +1,182 @@
+"""Post-processing: sox (pysox) to mono 16 kHz, then slicing, the quality gate and 16-bit WAVs.
+
+sox runs once per shard on the shard's notes laid end to end with silent gaps, never once
+per clip: a process per clip would cost more than FluidSynth's synthesis itself. Each
+note's slot is a whole number of 441-sample periods, so at 160/441 (44.1 kHz -> 16 kHz)
+every slot maps to an exact sample count and the notes can be cut apart again exactly.
+Peak normalisation is per clip, so it is done here in numpy rather than by sox's `norm`,
+which would see the whole shard.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+
+import numpy as np
+
+from pipeline import constants as C
+from pipeline.errors import PipelineError
+
+RATE_PERIOD_IN = 441    # 44,100 / 100
+RATE_PERIOD_OUT = 160   # 16,000 / 100
+GAP_SECONDS = 0.1       # silence between notes in a batch: far longer than sox's resampling filter
+ONSET_THRESHOLD = 0.01  # onset = first sample above 1% of the note's peak
+ONSET_SEARCH_SECONDS = 0.05
+SILENCE_DB = -200.0     # what log10(0) reports in the manifest
+
+
+
+def _sox():
+    from pipeline.rendering import require_sox
+
+    require_sox()
+    import sox
+
+    logging.getLogger("sox").setLevel(logging.ERROR)  # pysox warns about array output on every call
+    return sox
+
+
+def slot_length(render_samples: int) -> int:
+    """Samples (at the render rate) one note occupies in a batch: render + gap, whole periods."""
+    need = render_samples + round(GAP_SECONDS * C.RENDER_RATE)
+    return -(-need // RATE_PERIOD_IN) * RATE_PERIOD_IN
+
+
+def _effect_args(effects: tuple[tuple[str, tuple], ...]) -> list[str]:
+    """sox effect arguments, built and validated by pysox's Transformer."""
+    sox = _sox()
+    tfm = sox.Transformer()
+    for name, params in effects:
+        getattr(tfm, name)(*params)
+    tfm.remix({1: [1, 2]})  # mono from left and right
+    tfm.rate(C.SAMPLE_RATE, quality="v")
+    return tfm.effects
+
+
+def to_dataset_rate(stereo: np.ndarray, effects: tuple[tuple[str, tuple], ...] = ()) -> np.ndarray:
+    """44.1 kHz float32 stereo -> 16 kHz float32 mono with one sox process (plus optional effects).
+
+    The input goes through a temporary raw file rather than a pipe: pysox's pipe writes
+    in 4 KB pieces, which cost more than the resampling itself.
+    """
+    sox = _sox()
+    args_out = ["-t", "f32", "-r", str(C.SAMPLE_RATE), "-c", "1", "-"]
+    with tempfile.NamedTemporaryFile(suffix=".f32", dir=_scratch_dir()) as raw:
+        np.ascontiguousarray(stereo, dtype=np.float32).tofile(raw.name)
+        # -D: no dither, which is random noise and would break byte-identity
+        args = ["-D", "-V1", "-t", "f32", "-r", str(C.RENDER_RATE), "-c", "2", raw.name, *args_out,
+                *_effect_args(effects)]
+        status, out, err = sox.core.sox(args, None, False)
+    if status != 0:
+        raise PipelineError(f"sox failed while resampling ({str(err).strip()[-200:]}); "
+                            "check that sox and libsox-fmt-all are installed")
+    return np.frombuffer(out, dtype=np.float32).copy()
+
+
+def _scratch_dir() -> str | None:
+    """RAM-backed /dev/shm when there is one: the raw batch never needs to reach a disk."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+def batch_to_dataset_rate(notes: list[np.ndarray]) -> list[np.ndarray]:
+    """Resample many equal-rate stereo notes with one sox call; returns each note's 16 kHz mono audio."""
+    if not notes:
+        return []
+    slots = [slot_length(len(n)) for n in notes]
+    batch = np.zeros((sum(slots), 2), dtype=np.float32)
+    starts = np.concatenate([[0], np.cumsum(slots)[:-1]])
+    for note, start in zip(notes, starts):
+        batch[start:start + len(note)] = note
+    mono = to_dataset_rate(batch)
+    scale = RATE_PERIOD_OUT / RATE_PERIOD_IN
+    expected = round(len(batch) * scale)
+    if len(mono) != expected:
+        raise PipelineError(f"sox returned {len(mono)} samples where {expected} were expected; "
+                            "check the sox installation (sox --version)")
+    return [mono[round(s * scale):round((s + n) * scale)] for s, n in zip(starts, map(len, notes))]
+
+
+def find_onset(audio: np.ndarray) -> int:
+    """First sample above ONSET_THRESHOLD of the peak, searched only near the start."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak == 0.0:
+        return 0
+    head = np.abs(audio[: round(ONSET_SEARCH_SECONDS * C.SAMPLE_RATE)])
+    above = np.flatnonzero(head >= ONSET_THRESHOLD * peak)
+    return int(above[0]) if above.size else 0
+
+
+def segment_starts(hold_samples: int, sustain_at: float, onset: int) -> dict[str, int]:
+    """Where each 330 ms segment starts (16 kHz samples from the note-on)."""
+    half = C.CLIP_SAMPLES // 2
+    sustain = int(np.clip(round(hold_samples * sustain_at) - half, onset + C.CLIP_SAMPLES // 4,
+                          max(hold_samples - C.CLIP_SAMPLES, 0)))
+    return {"attack": onset, "sustain": sustain, "decay": hold_samples}
+
+
+def slice_segments(audio: np.ndarray, starts: dict[str, int]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, start in starts.items():
+        clip = audio[start:start + C.CLIP_SAMPLES]
+        if len(clip) < C.CLIP_SAMPLES:  # a note shorter than its segment: pad with silence, the gate decides
+            clip = np.pad(clip, (0, C.CLIP_SAMPLES - len(clip)))
+        out[name] = clip
+    return out
+
+
+def level_dbfs(clip: np.ndarray) -> tuple[float, float]:
+    """(peak, RMS) in dBFS of a float clip (full scale = 1.0)."""
+    peak = float(np.max(np.abs(clip)))
+    rms = float(np.sqrt(np.mean(np.square(clip, dtype=np.float64))))
+    to_db = lambda v: round(20 * np.log10(v), 3) if v > 0 else SILENCE_DB  # noqa: E731
+    return to_db(peak), to_db(rms)
+
+
+def gate_reason(peak_dbfs: float, rms_dbfs: float, loudest_rms_dbfs: float,
+                silent_peak_dbfs: float, min_rms_db_below_note: float) -> str | None:
+    """Why a clip must be dropped (it carries no audible note), or None to keep it."""
+    if peak_dbfs < silent_peak_dbfs:
+        return "silent"
+    if rms_dbfs < loudest_rms_dbfs - min_rms_db_below_note:
+        return "too_quiet"
+    return None
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise with a 1/f power spectrum, shaped in the frequency domain."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.arange(len(spectrum), dtype=np.float64)
+    freqs[0] = 1.0
+    return np.fft.irfft(spectrum / np.sqrt(freqs), n)
+
+
+def add_noise(clip: np.ndarray, kind: str, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white or pink noise scaled to an SNR relative to the clip's own power."""
+    noise = rng.standard_normal(len(clip)) if kind == "white" else pink_noise(len(clip), rng)
+    signal_power = float(np.mean(np.square(clip, dtype=np.float64)))
+    noise_power = float(np.mean(np.square(noise)))
+    if signal_power == 0.0 or noise_power == 0.0:
+        return clip
+    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return (clip + scale * noise).astype(np.float32)
+
+
+def to_pcm16(clip: np.ndarray) -> np.ndarray:
+    """Peak-normalise to PEAK_NORMALIZE_DBFS and quantise to int16 (round half to even)."""
+    peak = float(np.max(np.abs(clip)))
+    if peak == 0.0:
+        return np.zeros(len(clip), dtype=np.int16)
+    target = 10 ** (C.PEAK_NORMALIZE_DBFS / 20) * 32767
+    return np.round(clip.astype(np.float64) * (target / peak)).astype(np.int16)
+
+
+def wav_bytes(pcm: np.ndarray) -> bytes:
+    """A 16 kHz mono 16-bit WAV file as bytes (no timestamps: same samples, same bytes)."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, pcm, C.SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()

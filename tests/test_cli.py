@@ -1,0 +1,119 @@
+"""The command line as a user meets it: one clear line per mistake, no traceback, a non-zero exit."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.config import to_toml
+from tests.conftest import REPO, run_cli, tiny_config
+
+
+def write_config(tmp_path, *overrides):
+    path = tmp_path / "tiny.toml"
+    path.write_text(to_toml(tiny_config(tmp_path, *overrides)))
+    return path
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ('data.instruments=["Violn"]', ("unknown instrument 'Violn'", "Violin")),
+    ("data.note_high=130", ("data.note_high = 130 is out of range",)),
+    ('data.soundfont="/nowhere/FluidR3.sf2"', ("soundfont /nowhere/FluidR3.sf2 not found", "apt-get install")),
+    ("data.colour=1", ("unknown config key data.colour",)),
+    ("data.velocities=[200]", ("data.velocities = 200 is out of range",)),
+    ('split.test_instruments=["Cello"]', ("'Cello', which is not in data.instruments",)),
+])
+def test_bad_input_gets_one_line(tmp_path, override, fragments):
+    config = write_config(tmp_path)
+    assert_one_line_error(run_cli("data", "--config", str(config), "--set", override), *fragments)
+
+
+def test_corrupt_soundfont(tmp_path):
+    truncated = tmp_path / "truncated.sf2"
+    truncated.write_bytes(open("/usr/share/sounds/sf2/TimGM6mb.sf2", "rb").read(100_000))
+    config = write_config(tmp_path, f'data.soundfont="{truncated}"')
+    assert_one_line_error(run_cli("data", "--config", str(config)), "is corrupt (truncated")
+    garbled = tmp_path / "garbled.sf2"
+    body = b"sfbkLIST" + b"\x07" * 64
+    garbled.write_bytes(b"RIFF" + len(body).to_bytes(4, "little") + body)
+    config = write_config(tmp_path, f'data.soundfont="{garbled}"')
+    assert_one_line_error(run_cli("data", "--config", str(config)), "could not be loaded by FluidSynth")
+
+
+def test_missing_fluidsynth_library(tmp_path):
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "fluidsynth.py").write_text("raise ImportError(\"Couldn't find the FluidSynth library.\")\n")
+    config = write_config(tmp_path)
+    proc = run_cli("data", "--config", str(config), env={"PYTHONPATH": f"{shadow}:{REPO}"})
+    assert_one_line_error(proc, "FluidSynth library", "apt-get install libfluidsynth3")
+
+
+def test_missing_sox(tmp_path):
+    config = write_config(tmp_path)
+    proc = run_cli("data", "--config", str(config), env={"PATH": str(tmp_path)})
+    assert_one_line_error(proc, "sox program is missing", "apt-get install sox")
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    config = write_config(tmp_path, f'root="{blocker}"')
+    assert_one_line_error(run_cli("data", "--config", str(config)), "cannot create output folder")
+
+
+def test_unreadable_config_file(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[data\nnote_low = 3")
+    assert_one_line_error(run_cli("data", "--config", str(broken)), "not valid TOML")
+    assert_one_line_error(run_cli("data", "--config", str(tmp_path / "none.toml")), "not found")
+
+
+def _start_build(config):
+    # a shell started in the background ignores SIGINT and children inherit that: undo it
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "data", "--config", str(config)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for_shards(data_dir, count, proc):
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((data_dir / "shards").glob("*.csv"))) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the build finished or stalled before it could be interrupted")
+
+
+def test_interrupted_build_resumes_to_the_same_dataset(tmp_path, tiny_dataset):
+    config = write_config(tmp_path, "data.shard_size=2", "data.workers=1")
+    data_dir = tmp_path / "data" / "default"
+
+    proc = _start_build(config)
+    _wait_for_shards(data_dir, 2, proc)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and "run the same command again" in err
+
+    proc = _start_build(config)
+    _wait_for_shards(data_dir, 6, proc)
+    proc.kill()  # no chance to clean up
+    proc.wait()
+    assert not (data_dir / "manifest.csv").exists()
+
+    done = run_cli("data", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "rendered now" in done.stdout
+    assert not [p for p in data_dir.rglob("*") if p.name.startswith(".")]  # no temp file survives
+    assert (data_dir / "manifest.csv").read_bytes() == (tiny_dataset.data_dir / "manifest.csv").read_bytes()
