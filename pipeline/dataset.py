@@ -14,7 +14,7 @@ import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -121,7 +121,7 @@ class ShardTask:
     settings: dict
     soundfont: str
     soundfont_sha256: str
-    clips_dir: str
+    clips_dir: str                     # "" = return each WAV's bytes in its row (a remote worker)
 
 
 def plan_shards(cfg: Config, notes: list[NoteSpec], soundfont_sha: str) -> list[ShardTask]:
@@ -132,7 +132,7 @@ def plan_shards(cfg: Config, notes: list[NoteSpec], soundfont_sha: str) -> list[
     for chunk in _chunks(notes, cfg.data.shard_size):
         payload = json.dumps([settings, soundfont_sha, [asdict(n) for n in chunk]], sort_keys=True)
         key = hashlib.sha256(payload.encode()).hexdigest()[:20]
-        shards.append(ShardTask(key, chunk, settings, str(cfg.data.soundfont), soundfont_sha,
+        shards.append(ShardTask(key, chunk, settings, os.path.abspath(cfg.data.soundfont), soundfont_sha,
                                 str(cfg.data_dir / "clips")))
     return shards
 
@@ -211,7 +211,10 @@ def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray) -> list[dict
                 rng = np.random.default_rng([s["seed"], note.program, note.midi, note.velocity, index])
                 clip = post.add_noise(clip, note.noise, note.snr_db, rng)
             data = post.wav_bytes(post.to_pcm16(clip))
-            write_bytes(Path(task.clips_dir) / note.instrument.slug / row["file"], data)
+            if task.clips_dir:
+                write_bytes(Path(task.clips_dir) / note.instrument.slug / row["file"], data)
+            else:
+                row["wav"] = data
             row["sha256"] = sha256_bytes(data)
         rows.append(row)
     return rows
@@ -297,8 +300,14 @@ def _run_shards(cfg: Config, todo: list[ShardTask], progress) -> None:
     if cfg.data.scheduler:
         from pipeline.cluster import run_shards_on_cluster
 
-        run_shards_on_cluster(cfg, todo, lambda task, rows: (_write_record(cfg, task.key, rows),
-                                                             progress.update(len(task.notes))))
+        def finish(task: ShardTask, rows: list[dict]) -> None:
+            for row in rows:  # remote workers send the audio back; the client owns the files
+                if "wav" in row:
+                    write_bytes(cfg.data_dir / row["path"], row.pop("wav"))
+            _write_record(cfg, task.key, rows)
+            progress.update(len(task.notes))
+
+        run_shards_on_cluster(cfg.data.scheduler, [replace(t, clips_dir="") for t in todo], finish)
         return
     if workers <= 1:
         for task in todo:
