@@ -371,13 +371,19 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
     _clean_leftovers(cfg, set(manifest["path"]), {t.key for t in shards})
     seconds = time.perf_counter() - started
     rendered = sum(len(t.notes) for t in todo)
-    dropped = int(rows["drop_reason"].notna().sum())
-    print(f"dataset {cfg.name}: {len(manifest)} clips from {len(notes)} notes ({rendered} rendered now, "
-          f"{dropped} clips dropped by the gate) in {seconds:.1f} s, "
-          f"{len(manifest) / seconds if rendered else 0:.0f} clips/s on {min(_workers(cfg), max(len(todo), 1))} workers")
+    dropped = rows["drop_reason"].value_counts().sort_index().to_dict()
+    made = int(rows.loc[rows["file"].isin(_rendered_files(todo)), "drop_reason"].isna().sum()) if todo else 0
+    speed = f"{made / seconds:.0f} clips/s ({rendered / seconds:.0f} notes/s) on {_workers(cfg)} workers" \
+        if rendered else "nothing to render, all up to date"
+    print(f"dataset {cfg.name}: {len(manifest)} clips from {len(notes)} notes in {seconds:.1f} s, {speed}; "
+          f"gate dropped {sum(dropped.values())} ({', '.join(f'{k} {v}' for k, v in dropped.items()) or 'none'})")
     write_json(cfg.data_dir / "build.json", {"seconds": round(seconds, 3), "notes_rendered": rendered,
                                              "workers": _workers(cfg), "clips": len(manifest)})
     return manifest
+
+
+def _rendered_files(tasks: list[ShardTask]) -> set[str]:
+    return {clip_name(n, seg) for t in tasks for n in t.notes for seg in C.SEGMENTS}
 
 
 def _check_programs(cfg: Config, notes: list[NoteSpec]) -> None:
