@@ -22,6 +22,15 @@ PACKAGES = ("numpy", "scipy", "pandas", "pyfluidsynth", "sox", "midiutil", "mido
             "soundfile", "tensorflow-cpu", "tensorflow", "keras", "librosa", "mir_eval")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
@@ -31,6 +40,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -96,8 +96,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ReportConfig:
-    baselines: tuple[str, ...] = ("pyin",)
-    max_baseline_clips: int = 0        # 0 = every test clip
+    # trackers run on the test clips beside the model (pipeline/baselines.py); one whose package
+    # is missing is listed as skipped. crepe and crepe_tiny need torch: see the README.
+    baselines: tuple[str, ...] = ("pyin", "praat", "swift_f0")
+    max_baseline_clips: int = 0        # 0 = every test clip, else this many evenly spaced
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ _CHOICES = {
     "features.dtype": {"float16", "float32"},
     "model.variant": {"reference", "bins"},
     "model.target": {"midi", "log_hz", "hz"},
+    "report.baselines": set(C.BASELINES),
     "train.schedule": {"cosine", "constant"},
 }
 _RANGES = {

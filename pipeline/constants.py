@@ -93,7 +93,8 @@ PREDICT_BATCH = 256
 CENT_TOLERANCE = 50.0           # mir_eval's raw pitch/chroma accuracy tolerance; also the octave-error window
 FINE_CENT_TOLERANCE = 10.0      # the stricter raw pitch accuracy
 MODEL_FILE = "model.keras"      # models/NAME/MODEL_FILE, and models/NAME/reference/MODEL_FILE
-REPORT_PREDICT_BATCH = 1024     # test clips per model call, so a large split never loads whole
+PLOT_DPI = 120
+PLOT_LOG_FLOOR = 0.01           # a zero error drawn at this height on the plot's log axes
 
 # --- Baselines (pipeline/baselines.py) ------------------------------------------------
 BASELINES = ("pyin", "praat", "swift_f0", "crepe", "crepe_tiny")  # the registry's names, for config checks
@@ -109,3 +110,23 @@ CREPE_WINDOW = 1024             # samples: CREPE's fixed input at 16 kHz
 CREPE_HOP = 512                 # 32 ms: 9 frames inside a clip (frames are independent; CPU time is the cost)
 CREPE_VOICING = 0.5             # periodicity threshold for a voiced frame
 CREPE_FMIN_HZ = 32.0            # CREPE's lowest bin is 31.7 Hz; a lower fmin makes torchcrepe mask every bin
+
+# --- Prediction (pipeline/prediction.py) ---------------------------------------------
+PREDICT_HOP_SECONDS = 0.010     # CREPE's default: 100 frames per second of audio
+SUMMARY_HOP_SECONDS = CLIP_SECONDS / 2  # --summary: every sample lies in two windows (6 per second)
+HALF_CLIP = CLIP_SAMPLES // 2   # 2,640: frames are centred, so the audio is padded by this on both sides
+F0_CSV_SUFFIX = ".f0.csv"       # song.wav -> song.f0.csv, CREPE's name
+# energy score, from the frame's RMS over its 5,280 samples (a ramp in dB, 0 at the floor, 1 at full)
+ENERGY_FLOOR_DBFS = -90.0       # absolute: at or below this a frame is silence and is not analysed
+ENERGY_FULL_DBFS = -70.0        # (16-bit dither is about -101 dBFS; each window is peak-normalised anyway)
+ENERGY_FLOOR_DB_BELOW_LOUDEST = 40.0  # as gate.min_rms_db_below_note: the model never saw quieter segments
+ENERGY_FULL_DB_BELOW_LOUDEST = 20.0
+# periodicity score, from YIN's cumulative mean normalised difference d' (de Cheveigne & Kawahara 2002):
+# its minimum over the lags of 30 Hz .. 8 kHz is ~0 for a periodic frame and ~1 for noise
+PERIODICITY_FMIN_HZ = 30.0
+PERIODICITY_MIN_LAG = 2         # samples: SAMPLE_RATE / 2 = 8 kHz, the Nyquist frequency
+PERIODICITY_MAX_LAG = -(-SAMPLE_RATE // int(PERIODICITY_FMIN_HZ))  # 534 samples
+APERIODIC_DPRIME = 0.8          # min d' at or above this: score 0 (noise: 0.92 and up; notes: 95% under 0.14)
+PERIODIC_DPRIME = 0.2           # min d' at or below this: score 1
+SUMMARY_FRAME_SHARE = 0.5       # --summary: frames with at least this share of the best frame's confidence
+SUMMARY_MIN_CONFIDENCE = 0.1    # --summary: a file whose best frame is below this has no pitch
