@@ -110,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+", help="WAV, FLAC, MP3 or OGG files")
     p.add_argument("--model", default=None, help="a trained .keras model (default: models/default/model.keras)")
     p.add_argument("--output", default=None, help="folder for the CSVs (default: beside each file)")
-    p.add_argument("--hop", type=float, default=0.010, help="seconds between windows (default 0.010)")
-    p.add_argument("--summary", action="store_true", help="one line per file: f0, nearest note, cents off")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--hop", type=float, default=None,
+                   help="seconds between windows (default 0.010; 0.165 with --summary)")
+    p.add_argument("--summary", action="store_true",
+                   help="one line per file: f0, nearest note, cents off (and OUTPUT/summary.csv with --output)")
+    p.add_argument("--batch-size", type=int, default=256, help="windows per model call (default 256)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="metrics and per-pitch tables on a folder of labeled notes")

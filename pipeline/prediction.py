@@ -1,0 +1,562 @@
+"""Prediction: f0 and a per-frame confidence for any audio file, from a trained model.
+
+Layers, each adding one concern (as in torchcrepe):
+- `predict(audio, sr, predictor)`: an array in, `(time, frequency, confidence)` arrays out;
+- `predict_from_file(path, predictor)`: reads WAV, FLAC, MP3 or OGG (libsndfile) first;
+- `predict_file_to_csv(path, out_csv, predictor)`: writes CREPE's `time,frequency,confidence` CSV;
+- `predict_files(paths, model_path, ...)`: many files, the model loaded once and the windows
+  of consecutive files sharing batches; a bad file gets its message, the others go on;
+- `summarize(...)` / `summarize_files(paths, model_path)`: one f0, note and cents per single-note file;
+- `predict_files_cli(args)`: the `pipeline predict` command.
+
+Frames. The audio is mixed to mono (the mean of its channels) and resampled to 16 kHz with
+soxr (very high quality, as the dataset's `sox rate -v`). Frame k is the 5,280 samples
+[k*hop - 2640, k*hop + 2640) of the audio zero-padded by 2,640 samples at both ends, so it is
+centred at `time = k*hop` (CREPE's centred frames): the first frame is centred at 0 s and the
+last at the last multiple of the hop inside the audio, 1 + floor(samples / hop) frames. The hop
+is rounded to whole samples at 16 kHz (10 ms = 160 samples); `time` is exact for that hop.
+Each window is scaled to a -1 dBFS peak, as every training clip was, before its spectrogram.
+
+Confidence, 0..1, is the product of three factors, each 0..1:
+- model: the network's own confidence. For the `bins` model, the probability mass of the
+  +-4 bins around the peak (low when it hesitates between pitches); the `reference`
+  regressor has none and gives 1, so for it the other two factors do all the work.
+- energy: the frame's RMS over its 5,280 samples, in dB, on two ramps multiplied together:
+  0 at -90 dBFS rising to 1 at -70 dBFS, and 0 at 40 dB below the file's loudest frame rising
+  to 1 at 20 dB below it (the dataset drops segments more than 40 dB below their note's
+  loudest, so the model never learned such frames).
+- periodicity: from YIN's cumulative mean normalised difference d'(lag) over the lags of
+  30 Hz to 8 kHz (de Cheveigne & Kawahara 2002), which is near 0 for a periodic frame and near
+  1 for noise: 1 where its minimum is at most 0.2, 0 where it is 0.8 or more, linear between
+  (on 800 rendered dataset clips the minimum is 0.012 at the median and under 0.14 for 95%;
+  white, pink and brown noise give 0.92 or more; a tone in white noise at 0 dB SNR about 0.5).
+
+So digital silence and very quiet frames get 0, noise nearly 0, a steady note about the
+model's own confidence. Use it as CREPE's: keep the frames above a threshold (0.5 is a
+sensible start). Frequency is the model's estimate for every frame it analysed, confident
+or not, as CREPE reports it; frames whose energy factor is 0 are not sent to the model at
+all (that is also what makes silence cheap) and get frequency 0 (mir_eval's "unvoiced") and
+confidence 0. An all-silent file therefore gives a CSV of zeros and a warning.
+
+TensorFlow is imported only when a model is loaded (pipeline.model.Predictor.load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from pipeline import constants as C
+from pipeline.artifacts import write_text
+from pipeline.errors import PipelineError
+from pipeline.rendering import hz_to_midi, note_name
+
+FORMATS = "WAV, FLAC, MP3 and OGG"
+PEAK = 10.0 ** (C.PEAK_NORMALIZE_DBFS / 20.0)
+SILENCE_DB = -200.0                 # the level reported for digital silence
+
+
+# --- audio in ----------------------------------------------------------------------------
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """(samples, channels) float32 and the sample rate; PipelineError naming the file if unusable."""
+    import soundfile as sf  # noqa: PLC0415 - keeps `import pipeline.prediction` light
+
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise PipelineError(f"{path}: is empty (0 bytes)")
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc).strip().splitlines()[-1] or type(exc).__name__
+        raise PipelineError(f"{path}: cannot be read as audio ({reason.rstrip('.')}); "
+                            f"{FORMATS} files are supported") from None
+    except MemoryError:
+        raise PipelineError(f"{path}: too long to hold in memory; cut it into shorter files") from None
+    if audio.size == 0:
+        raise PipelineError(f"{path}: has no audio samples (empty file)")
+    return audio, sr
+
+
+def to_model_rate(audio: np.ndarray, sr: int) -> np.ndarray:
+    """(samples,) or (samples, channels) at `sr` -> mono float32 at 16 kHz."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim not in (1, 2):
+        raise PipelineError(f"audio must be (samples,) or (samples, channels), got shape {audio.shape}")
+    if audio.size == 0:
+        raise PipelineError("the audio has no samples")
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1, dtype=np.float32)
+    if isinstance(sr, bool) or not isinstance(sr, (int, float, np.number)) or not float(sr).is_integer() or sr <= 0:
+        raise PipelineError(f"sample rate must be a positive whole number of Hz, got {sr!r}")
+    sr = int(sr)
+    if not np.all(np.isfinite(audio)):
+        raise PipelineError("the audio contains NaN or infinite samples")
+    if sr != C.SAMPLE_RATE:
+        import soxr  # noqa: PLC0415
+
+        audio = soxr.resample(audio, sr, C.SAMPLE_RATE, quality="VHQ")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def hop_samples(hop: float) -> int:
+    """A hop in seconds -> whole samples at 16 kHz (at least one)."""
+    try:
+        seconds = float(hop)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not np.isfinite(seconds):
+        raise PipelineError(f"hop must be a number of seconds, got {hop!r}; e.g. {C.PREDICT_HOP_SECONDS}")
+    samples = round(seconds * C.SAMPLE_RATE)
+    if samples < 1:
+        raise PipelineError(f"hop {hop!r} s is shorter than one sample at {C.SAMPLE_RATE} Hz; "
+                            f"use e.g. {C.PREDICT_HOP_SECONDS}")
+    return int(samples)
+
+
+# --- the confidence factors -------------------------------------------------------------------
+def _ramp(x: np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
+    return np.clip((np.asarray(x, dtype=np.float64) - zero_at) / (one_at - zero_at), 0.0, 1.0)
+
+
+def frame_levels(padded: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """RMS in dBFS of the 5,280-sample windows starting at `starts` of the padded audio."""
+    total = np.concatenate([[0.0], np.cumsum(np.square(padded, dtype=np.float64))])
+    power = (total[starts + C.CLIP_SAMPLES] - total[starts]) / C.CLIP_SAMPLES
+    return 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DB / 10.0)))
+
+
+def energy_score(levels_db: np.ndarray) -> np.ndarray:
+    """0..1 per frame from its RMS (dBFS), absolute and relative to the loudest frame."""
+    levels_db = np.asarray(levels_db, dtype=np.float64)
+    if levels_db.size == 0:
+        return levels_db
+    absolute = _ramp(levels_db, C.ENERGY_FLOOR_DBFS, C.ENERGY_FULL_DBFS)
+    relative = _ramp(levels_db - levels_db.max(), -C.ENERGY_FLOOR_DB_BELOW_LOUDEST,
+                     -C.ENERGY_FULL_DB_BELOW_LOUDEST)
+    return absolute * relative
+
+
+def yin_dprime_min(clips: np.ndarray) -> np.ndarray:
+    """(N, 5280) windows -> (N,) minimum of YIN's d'(lag) over lags 2..534 (8 kHz .. 30 Hz).
+
+    d(lag) = sum over the first W = 5280 - 534 samples of (x[j] - x[j + lag])^2, computed as
+    energy + shifted energy - 2 * cross-correlation (one FFT pair per window);
+    d'(lag) = d(lag) * lag / sum(d(1..lag)).
+    """
+    import scipy.fft  # noqa: PLC0415
+
+    x = np.asarray(clips, dtype=np.float64)
+    n, max_lag = x.shape[1], C.PERIODICITY_MAX_LAG
+    width = n - max_lag
+    size = scipy.fft.next_fast_len(n, real=True)
+    cross = scipy.fft.irfft(np.conj(scipy.fft.rfft(x[:, :width], size)) * scipy.fft.rfft(x, size), size)
+    lags = np.arange(max_lag + 1)
+    energy = np.concatenate([np.zeros((len(x), 1)), np.cumsum(np.square(x), axis=1)], axis=1)
+    shifted = energy[:, lags + width] - energy[:, lags]
+    diff = np.maximum(cross[:, :1] + shifted - 2.0 * cross[:, :max_lag + 1], 0.0)[:, 1:]
+    running = np.cumsum(diff, axis=1)
+    tiny = np.finfo(np.float64).tiny
+    dprime = np.where(running > tiny, diff * lags[1:] / np.maximum(running, tiny), 1.0)
+    return dprime[:, C.PERIODICITY_MIN_LAG - 1:].min(axis=1)
+
+
+def periodicity_score(clips: np.ndarray) -> np.ndarray:
+    """0..1 per window: 1 for a clearly periodic frame, 0 for noise."""
+    return _ramp(yin_dprime_min(clips), C.APERIODIC_DPRIME, C.PERIODIC_DPRIME)
+
+
+def normalise_peaks(clips: np.ndarray) -> np.ndarray:
+    """Scale each window (in place) to a -1 dBFS peak, as the training clips were; silence stays silent."""
+    peaks = np.abs(clips).max(axis=1, keepdims=True)
+    clips *= np.where(peaks > 0, PEAK / np.maximum(peaks, np.finfo(np.float32).tiny), 1.0).astype(clips.dtype)
+    return clips
+
+
+# --- frames of one recording ---------------------------------------------------------------
+@dataclass
+class _Track:
+    """One recording cut into centred frames, and what has been found for each frame so far."""
+    padded: np.ndarray           # mono 16 kHz audio with HALF_CLIP zeros at both ends
+    hop: int                     # samples
+    levels_db: np.ndarray        # frame RMS, dBFS
+    energy: np.ndarray           # energy factor, 0..1
+    todo: np.ndarray             # indices of the frames the model must see (energy > 0)
+    frequency: np.ndarray = field(init=False)
+    model_confidence: np.ndarray = field(init=False)
+    periodicity: np.ndarray = field(init=False)
+    analysed: int = 0
+
+    def __post_init__(self):
+        n = len(self.levels_db)
+        self.frequency = np.zeros(n)
+        self.model_confidence = np.zeros(n)
+        self.periodicity = np.zeros(n)
+
+    @classmethod
+    def from_audio(cls, audio16k: np.ndarray, hop: int) -> _Track:
+        n_frames = 1 + len(audio16k) // hop
+        padded = np.pad(audio16k, (C.HALF_CLIP, C.HALF_CLIP))
+        starts = np.arange(n_frames) * hop
+        levels = frame_levels(padded, starts)
+        energy = energy_score(levels)
+        return cls(padded, hop, levels, energy, np.flatnonzero(energy > 0))
+
+    @property
+    def finished(self) -> bool:
+        return self.analysed == len(self.todo)
+
+    @property
+    def time(self) -> np.ndarray:
+        return np.arange(len(self.levels_db)) * self.hop / C.SAMPLE_RATE
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.model_confidence * self.energy * self.periodicity
+
+    def windows(self, frames: np.ndarray) -> np.ndarray:
+        """A float32 copy of the frames' 5,280-sample windows."""
+        view = np.lib.stride_tricks.sliding_window_view(self.padded, C.CLIP_SAMPLES)[::self.hop]
+        return np.array(view[frames], dtype=np.float32)
+
+    def prediction(self) -> Prediction:
+        return Prediction(self.time, self.frequency, self.confidence, float(self.levels_db.max()))
+
+
+@dataclass
+class Prediction:
+    """A recording's frames: centre times (s), f0 (Hz, 0 where not analysed), confidence 0..1."""
+    time: np.ndarray
+    frequency: np.ndarray
+    confidence: np.ndarray
+    loudest_dbfs: float          # the loudest frame's RMS
+
+    @property
+    def silent(self) -> bool:
+        """No frame loud enough to analyse (every frame at or below -90 dBFS RMS)."""
+        return self.loudest_dbfs <= C.ENERGY_FLOOR_DBFS
+
+    def silence_note(self) -> str:
+        level = "digital silence" if self.loudest_dbfs <= SILENCE_DB else f"loudest frame {self.loudest_dbfs:.0f} dBFS RMS"
+        return f"silent ({level}, at or below {C.ENERGY_FLOOR_DBFS:.0f} dBFS): every frame has confidence 0"
+
+
+def _run_batch(pieces: list[tuple[_Track, np.ndarray]], predictor) -> None:
+    """Analyse the listed frames of one or more tracks in one model call; fill in their results."""
+    from pipeline.features import spectrogram  # noqa: PLC0415
+
+    clips = normalise_peaks(np.concatenate([track.windows(frames) for track, frames in pieces]))
+    hz, model_confidence = predictor.predict(spectrogram(clips, predictor.scaling))
+    periodicity = periodicity_score(clips)
+    at = 0
+    for track, frames in pieces:
+        part = slice(at, at + len(frames))
+        track.frequency[frames] = hz[part]
+        track.model_confidence[frames] = np.clip(model_confidence[part], 0.0, 1.0)
+        track.periodicity[frames] = periodicity[part]
+        track.analysed += len(frames)
+        at += len(frames)
+
+
+def _analyse(items: Iterable[tuple[object, _Track | PipelineError]], predictor,
+             batch_size: int) -> Iterator[tuple[object, _Track | PipelineError]]:
+    """Run the model over the frames of many tracks, `batch_size` windows a call across track
+    boundaries; yield each (key, track or error) in input order once its frames are done."""
+    if batch_size < 1:
+        raise PipelineError(f"batch size must be at least 1, got {batch_size}")
+    waiting: deque = deque()
+    pieces: list[tuple[_Track, np.ndarray]] = []
+    filled = 0
+
+    def ready():
+        while waiting and (isinstance(waiting[0][1], PipelineError) or waiting[0][1].finished):
+            yield waiting.popleft()
+
+    for key, track in items:
+        waiting.append((key, track))
+        if isinstance(track, _Track):
+            start = 0
+            while start < len(track.todo):
+                take = min(batch_size - filled, len(track.todo) - start)
+                pieces.append((track, track.todo[start:start + take]))
+                filled += take
+                start += take
+                if filled == batch_size:
+                    _run_batch(pieces, predictor)
+                    pieces, filled = [], 0
+        yield from ready()
+    if pieces:
+        _run_batch(pieces, predictor)
+    yield from ready()
+
+
+# --- layer 1: arrays ----------------------------------------------------------------------
+def predict_frames(audio: np.ndarray, sr: int, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+                   batch_size: int = C.PREDICT_BATCH) -> Prediction:
+    """Like `predict`, returning a Prediction (which also knows whether the audio was silent)."""
+    track = _Track.from_audio(to_model_rate(audio, sr), hop_samples(hop))
+    for _, done in _analyse([(None, track)], predictor, batch_size):
+        return done.prediction()
+    raise AssertionError("unreachable")
+
+
+def predict(audio: np.ndarray, sr: int, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+            batch_size: int = C.PREDICT_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """f0 of an array: (samples,) or (samples, channels) at any rate -> (time s, frequency Hz, confidence 0..1).
+
+    `predictor` is a loaded pipeline.model.Predictor. One frame every `hop` seconds, centred
+    at `time` (the first at 0); see the module docstring for what confidence means.
+    """
+    p = predict_frames(audio, sr, predictor, hop, batch_size)
+    return p.time, p.frequency, p.confidence
+
+
+# --- layer 2: a file ------------------------------------------------------------------------
+def predict_from_file(path: str | Path, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+                      batch_size: int = C.PREDICT_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`predict` on a WAV, FLAC, MP3 or OGG file at any sample rate and channel count."""
+    p = _prediction_of_file(path, predictor, hop, batch_size)
+    return p.time, p.frequency, p.confidence
+
+
+def _prediction_of_file(path, predictor, hop, batch_size) -> Prediction:
+    audio, sr = read_audio(path)
+    try:
+        return predict_frames(audio, sr, predictor, hop, batch_size)
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: {exc}") from None
+
+
+# --- layer 3: a file to a CSV ----------------------------------------------------------------
+def write_csv(out_csv: str | Path, time: np.ndarray, frequency: np.ndarray, confidence: np.ndarray) -> Path:
+    """CREPE's layout: a `time,frequency,confidence` header, one row per frame; written atomically."""
+    out_csv = Path(out_csv)
+    rows = "".join(f"{t:.6f},{f:.3f},{c:.6f}\n" for t, f, c in zip(time, frequency, confidence))
+    write_text(out_csv, "time,frequency,confidence\n" + rows)
+    return out_csv
+
+
+def predict_file_to_csv(path: str | Path, out_csv: str | Path, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+                        batch_size: int = C.PREDICT_BATCH) -> Path:
+    """Predict a file and write its CSV; returns the CSV's path."""
+    return write_csv(out_csv, *predict_from_file(path, predictor, hop, batch_size))
+
+
+def csv_path(audio_path: str | Path, output_dir: str | Path | None = None) -> Path:
+    """song.wav -> song.f0.csv, beside the audio or in `output_dir`."""
+    audio_path = Path(audio_path)
+    folder = Path(output_dir) if output_dir is not None else audio_path.parent
+    return folder / (audio_path.stem + C.F0_CSV_SUFFIX)
+
+
+# --- one number for a single-note file ----------------------------------------------------------
+@dataclass(frozen=True)
+class Summary:
+    frequency: float             # Hz: the confidence-weighted median of the frames used
+    midi: int                    # the nearest MIDI note
+    note: str                    # its name, e.g. A4, Cs4
+    cents: float                 # frequency relative to that note, -50..+50
+    confidence: float            # the mean confidence of the frames used
+    frames: int                  # how many frames were used
+
+    def line(self) -> str:
+        return (f"{self.frequency:.2f} Hz, {self.note} {self.cents:+.1f} cents "
+                f"(confidence {self.confidence:.2f}, {self.frames} frames)")
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def summarize(frequency: np.ndarray, confidence: np.ndarray) -> Summary:
+    """A single note's f0 from its frames: the confidence-weighted median (in cents) of the frames
+    whose confidence is at least half the best frame's. PipelineError if no frame is confident."""
+    frequency, confidence = np.asarray(frequency, np.float64), np.asarray(confidence, np.float64)
+    usable = (frequency > 0) & np.isfinite(frequency) & (confidence > 0)
+    best = float(confidence[usable].max()) if usable.any() else 0.0
+    if best < C.SUMMARY_MIN_CONFIDENCE:
+        raise PipelineError(f"no pitched frame (best confidence {best:.2f} < {C.SUMMARY_MIN_CONFIDENCE}): "
+                            "silent, noise or not a pitched note?")
+    used = usable & (confidence >= C.SUMMARY_FRAME_SHARE * best)
+    midi_f0 = _weighted_median(hz_to_midi(frequency[used]), confidence[used])
+    nearest = int(np.clip(round(midi_f0), C.MIDI_MIN, C.MIDI_MAX))
+    return Summary(float(C.A4_HZ * 2.0 ** ((midi_f0 - C.A4_MIDI) / 12.0)), nearest, note_name(nearest),
+                   100.0 * (midi_f0 - nearest), float(confidence[used].mean()), int(used.sum()))
+
+
+# --- layer 4: many files, the model loaded once -----------------------------------------------------
+@dataclass
+class FileResult:
+    """What became of one input file: a CSV and/or a summary, or an error; maybe a warning."""
+    path: Path
+    prediction: Prediction | None = None
+    csv: Path | None = None
+    summary: Summary | None = None
+    error: str | None = None
+    warning: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _tracks(paths: Sequence[Path], hop: int) -> Iterator[tuple[Path, _Track | PipelineError]]:
+    """Read and frame the files one at a time (only the files in the current batch are in memory)."""
+    for path in paths:
+        try:
+            audio, sr = read_audio(path)
+            try:
+                track = _Track.from_audio(to_model_rate(audio, sr), hop)
+            except MemoryError:
+                raise PipelineError(f"{path}: too long to hold in memory; cut it into shorter files") from None
+            except PipelineError as exc:
+                raise PipelineError(f"{path}: {exc}") from None
+            yield path, track
+        except PipelineError as exc:
+            yield path, exc
+
+
+def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | None = None,
+               hop: float | None = None, summary: bool = False,
+               batch_size: int = C.PREDICT_BATCH) -> Iterator[FileResult]:
+    """Predict many files with one loaded model, yielding a FileResult per file, in order.
+
+    Without `summary`, each file's CSV is written (beside it, or in `output_dir`); with
+    `summary`, no CSV is written and each result carries a Summary (or an error when the
+    file has no confident frame). `hop` defaults to 10 ms, or 165 ms with `summary`.
+    """
+    paths = [Path(p) for p in paths]
+    if hop is None:
+        hop = C.SUMMARY_HOP_SECONDS if summary else C.PREDICT_HOP_SECONDS
+    hop_n = hop_samples(hop)
+    owners: dict[Path, Path] = {}
+    for key, item in _analyse(_tracks(paths, hop_n), predictor, batch_size):
+        result = FileResult(key)
+        if isinstance(item, PipelineError):
+            result.error = str(item)
+            yield result
+            continue
+        result.prediction = prediction = item.prediction()
+        if summary:
+            try:
+                result.summary = summarize(prediction.frequency, prediction.confidence)
+            except PipelineError as exc:
+                result.error = f"{key}: {prediction.silence_note() if prediction.silent else exc}"
+        else:
+            out = csv_path(key, output_dir)
+            resolved = out.resolve()
+            if resolved in owners:
+                result.error = (f"{key}: its CSV {out} would overwrite the one of {owners[resolved]}; "
+                                "give files with the same name different --output folders")
+            else:
+                try:
+                    result.csv = write_csv(out, prediction.time, prediction.frequency, prediction.confidence)
+                    owners[resolved] = key
+                except PipelineError as exc:
+                    result.error = f"{key}: {exc}"
+                except OSError as exc:
+                    result.error = f"{key}: cannot write {out} ({exc.strerror or exc})"
+            if result.ok and prediction.silent:
+                result.warning = f"{key}: {prediction.silence_note()}"
+        yield result
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up lines ignore its log level."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def load_predictor(model_path: str | Path):
+    """pipeline.model.Predictor.load; TensorFlow is imported here, only when a model is needed."""
+    from pipeline.model import Predictor  # noqa: PLC0415
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _quiet_stderr():  # a failed load still raises its PipelineError, printed afterwards
+        return Predictor.load(model_path)
+
+
+def predict_files(paths: Iterable[str | Path], model_path: str | Path, output_dir: str | Path | None = None,
+                  hop: float | None = None, summary: bool = False,
+                  batch_size: int = C.PREDICT_BATCH) -> list[FileResult]:
+    """Load the model once and predict every file (see iter_files); PipelineError only for the model."""
+    return list(iter_files(paths, load_predictor(model_path), output_dir, hop, summary, batch_size))
+
+
+def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: float = C.SUMMARY_HOP_SECONDS,
+                    batch_size: int = C.PREDICT_BATCH, with_errors: bool = False):
+    """Each single-note file's f0 in Hz, NaN where it failed (unreadable, silent, no pitch).
+
+    With `with_errors`, returns (hz, messages) where messages[i] is None or why file i failed.
+    """
+    results = predict_files(paths, model_path, None, hop, summary=True, batch_size=batch_size)
+    hz = np.array([r.summary.frequency if r.summary else np.nan for r in results], dtype=np.float64)
+    if with_errors:
+        return hz, [r.error for r in results]
+    return hz
+
+
+# --- the command ---------------------------------------------------------------------------------
+def default_model_path() -> Path:
+    return Path(C.MODEL_ROOT) / "default" / C.MODEL_FILE
+
+
+def predict_files_cli(args) -> int:
+    """`pipeline predict AUDIO... [--model M] [--output DIR] [--hop S] [--summary] [--batch-size N]`.
+
+    One line per file on stdout (its CSV, or its summary); one `error: FILE: why` line on
+    stderr per file that failed, and `warning: ...` for a silent file; exit 1 if any file failed.
+    """
+    hop = args.hop if args.hop is not None else (C.SUMMARY_HOP_SECONDS if args.summary else C.PREDICT_HOP_SECONDS)
+    hop_samples(hop)
+    if args.batch_size < 1:
+        raise PipelineError(f"--batch-size must be at least 1, got {args.batch_size}")
+    predictor = load_predictor(Path(args.model) if args.model else default_model_path())
+    failed = rows = 0
+    table = io.StringIO()
+    summary_csv = csv.writer(table, lineterminator="\n")
+    summary_csv.writerow(["path", "frequency", "note", "cents", "confidence"])
+    for rows, result in enumerate(iter_files(args.audio, predictor, args.output, hop, args.summary,
+                                             args.batch_size), start=1):
+        if result.error:
+            failed += 1
+            print(f"error: {result.error}", file=sys.stderr, flush=True)
+            continue
+        if result.warning:
+            print(f"warning: {result.warning}", file=sys.stderr, flush=True)
+        if result.summary:
+            s = result.summary
+            print(f"{result.path}: {s.line()}", flush=True)
+            summary_csv.writerow([result.path, f"{s.frequency:.3f}", s.note, f"{s.cents:.2f}", f"{s.confidence:.4f}"])
+        else:
+            voiced = int(np.count_nonzero(result.prediction.confidence >= 0.5))
+            print(f"{result.path} -> {result.csv} ({len(result.prediction.time)} frames, "
+                  f"{voiced} with confidence >= 0.5)", flush=True)
+    if args.summary and args.output and rows > failed:
+        out = Path(args.output) / "summary.csv"
+        write_text(out, table.getvalue())
+        print(f"summary table: {out}")
+    if failed:
+        print(f"{failed} of {rows} files failed", file=sys.stderr)
+        return 1
+    return 0
