@@ -53,6 +53,7 @@ class AugmentConfig:
 class GateConfig:
     silent_peak_dbfs: float = -60.0    # a segment whose raw peak is below this is silent
     min_rms_db_below_note: float = 40.0  # a segment this far below the note's loudest is too quiet
+    min_sounding_ms: int = 50          # a segment that sounds (within 40 dB of its peak) for less is too short
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,10 @@ class ModelConfig:
     input_dropout: float = 0.1
     dropout: float = 0.25
     bins_per_semitone: int = 5         # for variant = bins
-    label_smoothing_cents: float = 25.0
+    label_smoothing_cents: float = 25.0  # std of the Gaussian-blurred bin targets
+    time_pool: int = 3                 # bins: average this many frames before the convolutions
+    modulation: bool = True            # bins: add the modulation-spectrum branch (low notes)
+    reference_width: float = 0.0       # width of the comparison reference model; 0 = width
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class TrainConfig:
     mixed_precision: bool = True       # only applied on a GPU
     schedule: str = "cosine"           # learning rate: cosine (decays to 0 at the last epoch) or constant
     compare_reference: bool = True     # also train the reference model (models/NAME/reference/) for the report
+    reference_epochs: int = 0          # epochs for that comparison model; 0 = epochs
 
 
 @dataclass(frozen=True)
@@ -160,9 +165,10 @@ _RANGES = {
     "features.batch_size": (1, 100_000), "model.width": (0.01, 8),
     "model.input_dropout": (0, 0.95), "model.dropout": (0, 0.95),
     "model.dense_units": (1, 100_000), "model.bins_per_semitone": (1, 100),
-    "model.label_smoothing_cents": (0, 600), "train.epochs": (1, 100_000),
+    "model.label_smoothing_cents": (0, 600), "model.time_pool": (1, 90), "model.reference_width": (0, 8),
+    "train.reference_epochs": (0, 100_000), "train.epochs": (1, 100_000),
     "train.batch_size": (1, 100_000), "train.learning_rate": (1e-8, 10), "train.patience": (1, 10_000),
-    "report.max_baseline_clips": (0, 10_000_000),
+    "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 330),
 }
 
 

@@ -13,6 +13,7 @@ PEAK_NORMALIZE_DBFS = -1.0      # every clip is scaled so its peak sits here
 FLUID_BLOCK = 64                # FluidSynth renders in blocks of 64 samples
 
 SEGMENTS = ("attack", "sustain", "decay")
+SOUNDING_RANGE_DB = 40.0        # a 10 ms frame "sounds" within this many dB of the clip's loudest
 
 # --- MIDI ---------------------------------------------------------------------------
 MIDI_MIN, MIDI_MAX = 0, 127
@@ -130,3 +131,12 @@ APERIODIC_DPRIME = 0.8          # min d' at or above this: score 0 (noise: 0.92 
 PERIODIC_DPRIME = 0.2           # min d' at or below this: score 1
 SUMMARY_FRAME_SHARE = 0.5       # --summary: frames with at least this share of the best frame's confidence
 SUMMARY_MIN_CONFIDENCE = 0.1    # --summary: a file whose best frame is below this has no pitch
+# Modulation spectrum (bins variant): below about 130 Hz a note's harmonics are closer than
+# the 256-sample window resolves, but they beat at f0 in every frequency row over time; the
+# magnitude of an FFT over each row's 90 frames shows that beat, up to half the frame rate.
+FRAME_RATE = SAMPLE_RATE / HOP                 # 285.7 frames per second
+MODULATION_ROWS = 256           # frequency rows used, 0-4 kHz, where the harmonics of low notes lie
+MODULATION_BANDS = 8            # rows averaged into this many bands after the FFT
+MODULATION_FFT = 512            # zero-padded: 0.56 Hz between modulation bins
+MODULATION_LOW_HZ = 25.0        # kept modulation range: below MIDI 36 (65 Hz) with margin ...
+MODULATION_HIGH_HZ = FRAME_RATE / 2  # ... up to the frame rate's Nyquist

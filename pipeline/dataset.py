@@ -32,7 +32,7 @@ from pipeline.rendering import (Instrument, Renderer, bend_for_cents, cents_for_
 RENDER_VERSION = 1  # bump when a change to the code changes the audio, to re-render every shard
 MANIFEST_COLUMNS = ["path", "instrument", "instrument_name", "program", "family", "midi", "note", "detune_cents",
                     "bend", "frequency", "velocity", "segment", "split", "sha256", "peak_dbfs", "rms_dbfs",
-                    "augment", "snr_db"]
+                    "sounding_ms", "augment", "snr_db"]
 
 
 # --- the plan ------------------------------------------------------------------------
@@ -203,8 +203,8 @@ def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray) -> list[dict
             continue
         peak, rms = levels[segment]
         row = _label_row(note, segment, peak, rms)
-        row["drop_reason"] = post.gate_reason(peak, rms, loudest, gate["silent_peak_dbfs"],
-                                              gate["min_rms_db_below_note"])
+        row["sounding_ms"] = post.sounding_ms(clips[segment])
+        row["drop_reason"] = post.gate_reason(peak, rms, loudest, row["sounding_ms"], gate)
         if row["drop_reason"] is None:
             clip = clips[segment]
             if note.noise != "none":

@@ -51,7 +51,7 @@ def _effect_args(effects: tuple[tuple[str, tuple], ...]) -> list[str]:
     tfm = sox.Transformer()
     for name, params in effects:
         getattr(tfm, name)(*params)
-    tfm.remix({1: [1, 2]})  # mono from left and right
+    tfm.remix({1: [1, 2]})  # mono: the mean of left and right (sox scales a mix to avoid clipping)
     tfm.rate(C.SAMPLE_RATE, quality="v")
     return tfm.effects
 
@@ -135,13 +135,24 @@ def level_dbfs(clip: np.ndarray) -> tuple[float, float]:
     return to_db(peak), to_db(rms)
 
 
-def gate_reason(peak_dbfs: float, rms_dbfs: float, loudest_rms_dbfs: float,
-                silent_peak_dbfs: float, min_rms_db_below_note: float) -> str | None:
-    """Why a clip must be dropped (it carries no audible note), or None to keep it."""
-    if peak_dbfs < silent_peak_dbfs:
+def sounding_ms(clip: np.ndarray) -> int:
+    """How long the clip sounds: 10 ms frames within SOUNDING_RANGE_DB of its loudest frame."""
+    frame = C.SAMPLE_RATE // 100
+    frames = clip[: len(clip) // frame * frame].reshape(-1, frame).astype(np.float64)
+    power = np.mean(frames * frames, axis=1)
+    if power.max() <= 0.0:
+        return 0
+    return int(10 * np.count_nonzero(power >= power.max() * 10 ** (-C.SOUNDING_RANGE_DB / 10)))
+
+
+def gate_reason(peak_dbfs: float, rms_dbfs: float, loudest_rms_dbfs: float, sounding: int, gate: dict) -> str | None:
+    """Why a clip must be dropped (it carries no note worth its label), or None to keep it."""
+    if peak_dbfs < gate["silent_peak_dbfs"]:
         return "silent"
-    if rms_dbfs < loudest_rms_dbfs - min_rms_db_below_note:
+    if rms_dbfs < loudest_rms_dbfs - gate["min_rms_db_below_note"]:
         return "too_quiet"
+    if sounding < gate["min_sounding_ms"]:
+        return "too_short"
     return None
 
 

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from pipeline import constants as C
+from pipeline import postprocessing as post
+
+GATE = {"silent_peak_dbfs": -60.0, "min_rms_db_below_note": 40.0, "min_sounding_ms": 50}
+
+
+def tone(seconds: float, hz: float = 440.0, rate: int = C.SAMPLE_RATE) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_one_sox_run_resamples_a_batch_and_cuts_it_back_exactly():
+    notes = [np.stack([tone(1.0, hz, C.RENDER_RATE)] * 2, axis=1) for hz in (220.0, 440.0, 880.0)]
+    alone = [post.to_dataset_rate(n) for n in notes]
+    batched = post.batch_to_dataset_rate(notes)
+    for a, b in zip(alone, batched):
+        assert len(b) == round(len(notes[0]) * 160 / 441)
+        middle = slice(1000, 15000)  # away from the edges, where the filter sees the neighbours' gap
+        np.testing.assert_allclose(a[middle], b[middle], atol=1e-4)
+        assert np.abs(b).max() == pytest.approx(0.5, abs=0.01)  # remix averages the channels: no clipping
+
+
+def test_segments_are_5280_samples_where_expected():
+    audio = np.arange(32000, dtype=np.float32)
+    starts = post.segment_starts(hold_samples=16000, sustain_at=0.5, onset=10)
+    clips = post.slice_segments(audio, starts)
+    assert all(len(c) == C.CLIP_SAMPLES for c in clips.values())
+    assert clips["attack"][0] == 10 and clips["decay"][0] == 16000
+    assert clips["sustain"][C.CLIP_SAMPLES // 2] == 8000
+
+
+def test_onset_skips_leading_silence():
+    audio = np.concatenate([np.zeros(300, np.float32), tone(0.1)])
+    assert 300 <= post.find_onset(audio) < 310
+
+
+def test_gate_reasons():
+    loud = tone(0.33)
+    peak, rms = post.level_dbfs(loud)
+    assert post.gate_reason(peak, rms, rms, post.sounding_ms(loud), GATE) is None
+    silent = loud * 1e-4
+    assert post.gate_reason(*post.level_dbfs(silent), rms, post.sounding_ms(silent), GATE) == "silent"
+    faint = loud * 10 ** (-45 / 20)
+    assert post.gate_reason(*post.level_dbfs(faint), rms, post.sounding_ms(faint), GATE) == "too_quiet"
+    blip = np.concatenate([tone(0.03), np.zeros(C.CLIP_SAMPLES - 480, np.float32)])
+    assert post.sounding_ms(blip) == 30
+    assert post.gate_reason(*post.level_dbfs(blip), post.level_dbfs(blip)[1], 30, GATE) == "too_short"
+
+
+def test_noise_is_added_at_the_requested_snr():
+    clip = tone(0.33)
+    for kind in ("white", "pink"):
+        noisy = post.add_noise(clip, kind, 20.0, np.random.default_rng(0))
+        snr = 10 * np.log10(np.mean(clip ** 2) / np.mean((noisy - clip) ** 2))
+        assert snr == pytest.approx(20.0, abs=0.01)
+
+
+def test_pink_noise_falls_3_db_per_octave():
+    noise = post.pink_noise(1 << 16, np.random.default_rng(0))
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    low, high = power[1000:2000].mean(), power[2000:4000].mean()
+    assert 10 * np.log10(low / high) == pytest.approx(3.0, abs=0.5)
+
+
+def test_pcm16_is_peak_normalised():
+    pcm = post.to_pcm16(tone(0.33) * 0.01)
+    assert pcm.dtype == np.int16
+    assert np.abs(pcm).max() == round(10 ** (C.PEAK_NORMALIZE_DBFS / 20) * 32767)
