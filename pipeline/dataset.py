@@ -212,12 +212,28 @@ def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray) -> list[dict
                 clip = post.add_noise(clip, note.noise, note.snr_db, rng)
             data = post.wav_bytes(post.to_pcm16(clip))
             if task.clips_dir:
-                write_bytes(Path(task.clips_dir) / note.instrument.slug / row["file"], data)
+                _write_clip(Path(task.clips_dir) / note.instrument.slug, row["file"], data)
             else:
                 row["wav"] = data
             row["sha256"] = sha256_bytes(data)
         rows.append(row)
     return rows
+
+
+def _write_clip(folder: Path, name: str, data: bytes) -> None:
+    """Atomic like write_bytes (a dot-name, then rename; _clean_leftovers removes an interrupted
+    one), without mkstemp's random name and Path round trips: three of these per note."""
+    tmp = os.path.join(folder, f".{name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:
+        ensure_dir(folder)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(folder, name))
 
 
 def _note_off_sample(hold_seconds: float) -> int:

@@ -10,9 +10,9 @@ which would see the whole shard.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
+import struct
 import tempfile
 
 import numpy as np
@@ -185,9 +185,13 @@ def to_pcm16(clip: np.ndarray) -> np.ndarray:
 
 
 def wav_bytes(pcm: np.ndarray) -> bytes:
-    """A 16 kHz mono 16-bit WAV file as bytes (no timestamps: same samples, same bytes)."""
-    import soundfile as sf
+    """A 16 kHz mono 16-bit WAV file as bytes (no timestamps: same samples, same bytes).
 
-    buffer = io.BytesIO()
-    sf.write(buffer, pcm, C.SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    return buffer.getvalue()
+    The canonical 44-byte header, built here: byte for byte what libsndfile writes for
+    PCM_16, without its virtual-file round trip (a tenth of the cost)."""
+    data = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
+    block = C.SAMPLE_WIDTH_BITS // 8
+    return b"".join([b"RIFF", struct.pack("<I", 36 + len(data)), b"WAVEfmt ",
+                     struct.pack("<IHHIIHH", 16, 1, 1, C.SAMPLE_RATE, C.SAMPLE_RATE * block, block,
+                                 C.SAMPLE_WIDTH_BITS),
+                     b"data", struct.pack("<I", len(data)), data])

@@ -44,8 +44,10 @@ class Instrument:
         return "".join(ch if ch.isalnum() else "_" for ch in self.name.lower()).strip("_").replace("__", "_")
 
 
+@lru_cache(maxsize=None)
 def resolve_instrument(spec: str | int) -> Instrument:
-    """A GM instrument by name (case-insensitive) or 0-based program number."""
+    """A GM instrument by name (case-insensitive) or 0-based program number (cached: every
+    NoteSpec.instrument call lands here, nine times per note)."""
     names = {n.lower(): i for i, n in enumerate(C.GM_PROGRAMS)}
     text = str(spec).strip()
     if text.isdigit():
