@@ -1,0 +1,143 @@
+"""The summary rows (ours, the baseline, the ratio, the target) and the Markdown table."""
+
+from __future__ import annotations
+
+RENDER_TARGET = 30.0      # x faster than the naive pipeline on the same cores
+SYNTH_TARGET = 2.0        # engine cost per note and core within this factor of synthesis alone
+FEATURES_TARGET = 3.0     # x faster than the per-clip loop
+
+
+def _row(benchmark, ours, baseline, ratio, target, met, note="", check=None) -> dict:
+    return {"benchmark": benchmark, "ours": ours, "baseline": baseline, "ratio": ratio, "target": target,
+            "met": met, "check": check, "note": note}
+
+
+def summary(results: dict) -> list[dict]:
+    rows = []
+    r = results.get("render")
+    if r:
+        e, par, ser = r["engine"], r["naive_parallel"], r["naive_serial"]
+        c = r["cores"]
+        rows.append(_row(f"render: clips/s, engine vs naive CLI pipeline, both on {c} cores",
+                         f"{e['clips_per_second_best']:.0f} clips/s", f"{par['clips_per_second_best']:.1f} clips/s",
+                         r["speedup_vs_naive_parallel"], f">= {RENDER_TARGET:.0f}x",
+                         r["speedup_vs_naive_parallel"] >= RENDER_TARGET,
+                         f"{r['config']['notes']} notes, {r['config']['soundfont']}; naive = fluidsynth + sox "
+                         "process per note, one note per core at a time"))
+        marginal = r.get("engine_marginal") or {}
+        if marginal.get("clips_per_second"):
+            rows.append(_row(f"render: same, marginal rate of the engine (once started) vs naive, {c} cores",
+                             f"{marginal['clips_per_second']:.0f} clips/s", f"{par['clips_per_second_best']:.1f} clips/s",
+                             r["speedup_vs_naive_marginal"], "", None,
+                             f"(full - half plan) / time difference: the rate of a large build"))
+        rows.append(_row(f"render: engine on {c} cores vs naive serial (1 process at a time)",
+                         f"{e['clips_per_second_best']:.0f} clips/s", f"{ser['clips_per_second_best']:.1f} clips/s",
+                         r["speedup_vs_naive_serial"], "", None, f"naive serial on {ser['notes']} of the notes"))
+        k = r["engine_cost_vs_synthesis"]
+        rows.append(_row("render: engine cost per note and core / FluidSynth synthesis alone (end to end)",
+                         f"{1000 * min(e['wall_seconds']) * c / r['config']['notes']:.1f} ms/note/core",
+                         f"{r['synthesis']['ms_per_note_best']:.1f} ms/note", k["end_to_end_wall"],
+                         f"<= {SYNTH_TARGET:.0f}x", k["end_to_end_wall"] <= SYNTH_TARGET,
+                         f"CPU-time ratio {k['end_to_end_cpu']}; includes worker start-up and soundfont loads; "
+                         f"marginal {k.get('marginal_wall')}x"))
+        rows.append(_row("render: same, steady state (render_shard, warm, 1 core)",
+                         f"{r['engine_steady']['ms_per_note_best']:.1f} ms/note",
+                         f"{r['synthesis']['ms_per_note_best']:.1f} ms/note", k["steady_state_wall"],
+                         f"<= {SYNTH_TARGET:.0f}x", k["steady_state_wall"] <= SYNTH_TARGET,
+                         f"CPU-time ratio {k['steady_state_cpu']}"))
+    f = results.get("features")
+    if f:
+        rows.append(_row("features: spectrograms/s, batched vs per-clip scipy loop (1 thread)",
+                         f"{f['batched']['spectrograms_per_second_best']:.0f}/s",
+                         f"{f['per_clip_loop']['spectrograms_per_second_best']:.0f}/s", f["speedup"],
+                         f">= {FEATURES_TARGET:.0f}x", f["speedup"] >= FEATURES_TARGET,
+                         f"values identical: {f['identical']} (max |diff| {f['max_abs_difference']:.3g}); "
+                         f"batch {f['batch_size']}, {f['clips']} clips",
+                         check=f["allclose"]))
+        sm = f.get("batched_small")
+        if sm:
+            rows.append(_row(f"features: same, batch {sm['batch_size']} (1 thread)",
+                             f"{sm['spectrograms_per_second_best']:.0f}/s",
+                             f"{f['per_clip_loop']['spectrograms_per_second_best']:.0f}/s",
+                             f["speedup_small_batch"], "", None, "a batch whose buffers stay in cache"))
+        th = f.get("batched_threads")
+        if th:
+            rows.append(_row(f"features: same, batched on {th['threads']} threads (as build_features runs it)",
+                             f"{th['spectrograms_per_second_best']:.0f}/s",
+                             f"{f['per_clip_loop']['spectrograms_per_second_best']:.0f}/s",
+                             f["speedup_threads"], "", None, "the loop stays on 1 thread"))
+    t = results.get("training")
+    if t:
+        for label, m in t["models"].items():
+            if "same_as" in m:
+                rows.append(_row(f"training: {label} model", f"= {m['same_as']}", "", None, "", None, m["note"]))
+                continue
+            cpu, gpu = m["cpu"], m["gpu"]
+            rows.append(_row(f"training: {label} model ({cpu['variant']}, width {cpu['width']:g}), samples/s on CPU",
+                             f"{cpu['samples_per_second']:.1f} samples/s", "", None, "", None,
+                             f"{t['cores']} cores, batch {cpu['batch_size']}, {cpu['steps_timed']} steps after the "
+                             f"first, {cpu['params']:,} parameters"))
+            rows.append(_row(f"training: {label} model, samples/s on GPU",
+                             f"{gpu['samples_per_second']:.1f} samples/s" if gpu else "n/a", "", None, "", None,
+                             "" if gpu else (m.get("gpu_note") or "")))
+    p = results.get("prediction")
+    if p:
+        ours = p.get("predict_x_realtime")
+        hop = p.get("predict_hop_seconds")
+        rows.append(_row("prediction: x real time on 1 core, predict path vs pYIN" + (f" (hop {1000 * hop:g} ms)" if hop else ""),
+                         f"{ours:.2f}x" if ours else "TODO", f"{p['pyin_x_realtime']:.2f}x",
+                         p.get("speedup_vs_pyin"), "", None,
+                         p.get("todo") or f"{p['audio_seconds']} s of notes; 1 thread, taskset -c 0"))
+        if p.get("summary_x_realtime"):
+            rows.append(_row(f"prediction: x real time on 1 core, `predict --summary` (hop {1000 * p['summary_hop_seconds']:g} ms)",
+                             f"{p['summary_x_realtime']:.1f}x", "", None, "", None, "a few windows per second"))
+    m = results.get("memory")
+    if m:
+        runs = m["runs"]
+        for stage in ("data", "features"):
+            peaks = ", ".join(f"{v['clips']:,} clips: {v[stage]['peak_tree_anon_mib']:.0f} MiB heap "
+                              f"({v[stage]['peak_tree_rss_mib']:.0f} MiB RSS)" for v in runs.values())
+            growth = (m.get("growth") or {}).get(stage)
+            note = (f"clips x{m['clips_ratio']}; RSS x{m['growth_rss'][stage]}" if growth is not None
+                    else m.get("note", ""))
+            rows.append(_row(f"memory: peak of pipeline {stage}, process tree (heap = anonymous PSS)", peaks, "",
+                             growth, "flat (<= 1.25x)", None if growth is None else growth <= 1.25, note))
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "yes"
+    if value is False:
+        return "**no**"
+    if isinstance(value, float):
+        return f"{value:g}x" if value < 100 else f"{value:.0f}x"
+    return str(value).replace("|", "\\|")
+
+
+def markdown(results: dict) -> str:
+    env = results.get("environment", {})
+    lines = [f"Measured by `make bench` on {env.get('cpu', '?')}, {env.get('cores_used', '?')} cores used "
+             f"({env.get('memory_mib', '?')} MiB RAM), Python {env.get('python', '?')}, "
+             f"{env.get('fluidsynth', '')}, {env.get('sox', '')}"
+             + (" — **quick run: sizes too small to mean much**" if env.get("quick") else "") + ".",
+             "",
+             "| benchmark | ours | baseline | ratio | target | met | notes |",
+             "|---|---|---|---|---|---|---|"]
+    for row in results.get("summary", []):
+        lines.append("| " + " | ".join(_cell(row[k]) for k in ("benchmark", "ours", "baseline", "ratio", "target",
+                                                                 "met", "note")) + " |")
+    loads = {name: (results.get(name) or {}).get("load_average") for name in ("render", "features", "training")}
+    shown = ", ".join(f"{k} {v[0]}–{max(v)}" for k, v in loads.items() if v)
+    if shown:
+        lines += ["", f"Load average during the runs (other work on the machine): {shown}. Ratios come from "
+                      "interleaved runs in one process; rates are the best of the repetitions."]
+    r = results.get("render")
+    if r and r.get("engine_breakdown_ms_per_note"):
+        b = r["engine_breakdown_ms_per_note"]
+        lines += ["", "Where the engine's time goes, per note (cProfile of `render_shard`, one core):", "",
+                  "| stage | ms/note |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in b.items() if isinstance(v, (int, float))]
+    return "\n".join(lines) + "\n"
