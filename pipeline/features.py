@@ -1,0 +1,200 @@
+"""Features: one 513x90 magnitude spectrogram per clip, stored per split as memory-mappable .npy.
+
+`spectrogram` is the pure function (arrays in, arrays out); `build_features` is the
+file-to-file stage; `load_split` is how training and evaluation read its outputs.
+
+Scaling, applied to scipy's magnitude spectrogram (mode="magnitude", scaling="density"):
+- linear: the magnitude itself (tiny values; store as float32, float16 loses them);
+- log: ln(magnitude + LOG_EPSILON), the default;
+- db: 20 log10(magnitude + LOG_EPSILON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.signal
+
+from pipeline import constants as C
+from pipeline.artifacts import ensure_dir, sha256_file, write_json
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+
+DONE_FILE = "done.json"
+FEATURES_DIR = "features"
+
+
+# --- the pure function ---------------------------------------------------------------
+def spectrogram(clips: np.ndarray, scaling: str = "log") -> np.ndarray:
+    """(N, 5280) clips -> (N, 513, 90) float32 scaled magnitude spectrograms.
+
+    One scipy call over the whole batch (axis=-1) gives each row exactly what the
+    per-clip call gives, with the FFTs vectorized.
+    """
+    clips = np.asarray(clips, dtype=np.float32)
+    if clips.ndim == 1:
+        clips = clips[None, :]
+    if clips.ndim != 2 or clips.shape[1] != C.CLIP_SAMPLES:
+        raise PipelineError(f"spectrogram expects clips of shape (N, {C.CLIP_SAMPLES}), got {clips.shape}; "
+                            f"cut audio into {C.CLIP_SAMPLES}-sample clips at {C.SAMPLE_RATE} Hz first")
+    _, _, mag = scipy.signal.spectrogram(
+        clips, fs=C.SAMPLE_RATE, window=C.WINDOW, nperseg=C.WINDOW_LENGTH, noverlap=C.OVERLAP,
+        nfft=C.N_FFT, mode="magnitude", axis=-1)
+    return scale(mag, scaling)
+
+
+def scale(magnitude: np.ndarray, scaling: str) -> np.ndarray:
+    if scaling == "linear":
+        out = magnitude
+    elif scaling == "log":
+        out = np.log(magnitude + C.LOG_EPSILON)
+    elif scaling == "db":
+        out = 20.0 * np.log10(magnitude + C.LOG_EPSILON)
+    else:
+        raise PipelineError(f"unknown spectrogram scaling {scaling!r}; choose log, db or linear")
+    return out.astype(np.float32, copy=False)
+
+
+# --- reading the dataset ---------------------------------------------------------------
+def _manifest(cfg: Config) -> pd.DataFrame:
+    from pipeline.dataset import load_manifest
+
+    return load_manifest(cfg)
+
+
+def _read_clips(cfg: Config, frame: pd.DataFrame) -> np.ndarray:
+    from pipeline.dataset import read_clips
+
+    return read_clips(cfg, frame)
+
+
+# --- the stage -------------------------------------------------------------------------
+def features_dir(cfg: Config) -> Path:
+    return cfg.data_dir / FEATURES_DIR
+
+
+def split_path(cfg: Config, split: str) -> Path:
+    return features_dir(cfg) / f"{split}.npy"
+
+
+def _stamp(cfg: Config) -> dict:
+    """What the features depend on; done.json must match it for the stage to be skipped."""
+    manifest = cfg.data_dir / "manifest.csv"
+    return {"version": C.FEATURES_VERSION, "manifest_sha256": sha256_file(manifest),
+            "features": cfg.to_dict()["features"]}
+
+
+def _is_current(cfg: Config, stamp: dict) -> bool:
+    done = features_dir(cfg) / DONE_FILE
+    try:
+        recorded = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return False
+    if {k: recorded.get(k) for k in stamp} != stamp:
+        return False
+    return all(split_path(cfg, s).is_file() for s in C.SPLITS)
+
+
+def build_features(cfg: Config) -> dict:
+    """Write features/{train,val,test}.npy and done.json (last); skip when already current."""
+    frame = _manifest(cfg)
+    stamp = _stamp(cfg)
+    if _is_current(cfg, stamp):
+        print(f"features for {cfg.name} are up to date ({features_dir(cfg)})")
+        return json.loads((features_dir(cfg) / DONE_FILE).read_text())
+    ensure_dir(features_dir(cfg))
+    (features_dir(cfg) / DONE_FILE).unlink(missing_ok=True)
+    start = time.perf_counter()
+    counts = {}
+    for split in C.SPLITS:
+        rows = frame[frame["split"] == split]
+        _write_split(cfg, rows, split_path(cfg, split))
+        counts[split] = len(rows)
+    seconds = time.perf_counter() - start
+    total = sum(counts.values())
+    done = {**stamp, "counts": counts, "shape": list(C.SPEC_SHAPE), "seconds": round(seconds, 2),
+            "clips_per_second": round(total / max(seconds, 1e-9), 1)}
+    write_json(features_dir(cfg) / DONE_FILE, done)
+    print(f"features: {total} clips ({', '.join(f'{s} {n}' for s, n in counts.items())}) "
+          f"in {seconds:.1f} s, {done['clips_per_second']:.0f} clips/s -> {features_dir(cfg)}")
+    return done
+
+
+def _workers(cfg: Config) -> int:
+    return cfg.data.workers or os.cpu_count() or 1
+
+
+def _write_split(cfg: Config, rows: pd.DataFrame, path: Path) -> None:
+    """Fill a temporary .npy beside `path` batch by batch, then rename it into place.
+
+    Threads suffice for the parallelism: libsndfile and the FFTs release the GIL, and
+    each batch writes its own rows of the memory map, so memory stays at a few batches.
+    """
+    shape = (len(rows), *C.SPEC_SHAPE)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.npy")
+    os.close(fd)
+    try:
+        if len(rows) == 0:
+            np.save(tmp, np.zeros(shape, dtype=cfg.features.dtype))
+        else:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=cfg.features.dtype, shape=shape)
+            size = cfg.features.batch_size
+            starts = range(0, len(rows), size)
+
+            def fill(start: int) -> None:
+                batch = rows.iloc[start:start + size]
+                out[start:start + len(batch)] = spectrogram(_read_clips(cfg, batch), cfg.features.scaling)
+
+            with ThreadPoolExecutor(max_workers=_workers(cfg)) as pool:
+                list(pool.map(fill, starts))
+            out.flush()
+            del out
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# --- reading the outputs ------------------------------------------------------------------
+def load_split(cfg: Config, split: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """(memory-mapped (N, 513, 90) features, the manifest rows of that split in the same order)."""
+    if split not in C.SPLITS:
+        raise PipelineError(f"unknown split {split!r}; choose one of {', '.join(C.SPLITS)}")
+    fix = f"run make features (or python -m pipeline features) for {cfg.name}"
+    done = features_dir(cfg) / DONE_FILE
+    try:
+        recorded = json.loads(done.read_text()).get("manifest_sha256")
+    except (OSError, ValueError):
+        raise PipelineError(f"features for {cfg.name} are missing or unfinished ({done} not readable); "
+                            f"{fix}") from None
+    if recorded != sha256_file(cfg.data_dir / "manifest.csv"):
+        raise PipelineError(f"features for {cfg.name} were built from an older dataset; {fix}")
+    path = split_path(cfg, split)
+    try:
+        features = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise PipelineError(f"features file {path} is missing; {fix}") from None
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"features file {path} is corrupt ({exc}); delete it and {fix}") from None
+    frame = _manifest(cfg)
+    rows = frame[frame["split"] == split].reset_index(drop=True)
+    if features.shape != (len(rows), *C.SPEC_SHAPE):
+        raise PipelineError(f"features file {path} has shape {features.shape}, expected "
+                            f"({len(rows)}, {C.SPEC_SHAPE[0]}, {C.SPEC_SHAPE[1]}) for the manifest; {fix}")
+    return features, rows
+
+
+def dataset_hash(cfg: Config) -> str:
+    """The manifest's sha256 recorded when the features were built: names the training data."""
+    try:
+        return json.loads((features_dir(cfg) / DONE_FILE).read_text())["manifest_sha256"]
+    except (OSError, ValueError, KeyError):
+        raise PipelineError(f"features for {cfg.name} are missing or unfinished; "
+                            f"run make features (or python -m pipeline features)") from None

@@ -1,0 +1,117 @@
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import training
+from pipeline.errors import PipelineError
+from pipeline.features import build_features, load_split
+from pipeline.model import BinEncoding, Predictor, build_network
+from pipeline.training import epoch_batches, learning_rate, train
+
+SMALL = {"model": {"width": 0.0625, "dense_units": (32,), "input_dropout": 0.0, "dropout": 0.0},
+         "train": {"epochs": 1, "batch_size": 16}}
+
+
+def with_sections(cfg, changes: dict):
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)
+                                       for section, values in changes.items()})
+
+
+@pytest.fixture(scope="module")
+def few_clips(tiny_dataset, tmp_path_factory):
+    """A few dozen clips (notes 64-71 of the shared tiny dataset) with features built."""
+    root = tmp_path_factory.mktemp("training")
+    cfg = with_sections(dataclasses.replace(tiny_dataset, root=str(root)), SMALL)
+    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir)
+    manifest = pd.read_csv(cfg.data_dir / "manifest.csv", keep_default_na=False, na_values=[""])
+    manifest[manifest["midi"].between(64, 71)].to_csv(cfg.data_dir / "manifest.csv", index=False)
+    build_features(cfg)
+    return cfg
+
+
+def test_a_small_model_overfits_a_few_clips(few_clips):
+    import keras
+
+    features, rows = load_split(few_clips, "train")
+    x, hz = np.asarray(features[:8], np.float32), rows["frequency"].to_numpy()[:8]
+    encoding = BinEncoding.for_config(few_clips)
+    y = encoding.encode(hz)
+    keras.utils.set_random_seed(0)
+    network = build_network(few_clips.model, "bins", encoding.n_outputs, float(x.mean()), float(x.std()))
+    network.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy")
+    history = network.fit(x, y, batch_size=8, epochs=60, verbose=0).history["loss"]
+    # blurred targets cannot be matched below their own entropy: measure the excess over it
+    floor = float(-np.mean(np.sum(y * np.log(np.maximum(y, 1e-12)), axis=1)))
+    assert history[-1] - floor < 0.1 * (history[0] - floor)
+    est, _ = encoding.decode(network.predict_on_batch(x))
+    assert np.median(np.abs(1200 * np.log2(est / hz))) < 50
+
+
+def test_one_epoch_writes_models_that_load_and_predict(few_clips, capsys):
+    results = train(few_clips)
+    out = capsys.readouterr().out
+    assert "epoch   1/1" in out and "samples/s" in out
+    assert set(results) == {"bins", "reference"}
+    test_x, test_rows = load_split(few_clips, "test")
+    for folder, variant in ((few_clips.model_dir, "bins"), (few_clips.model_dir / "reference", "reference")):
+        assert {"model.keras", "model.json", "history.csv"} <= {p.name for p in folder.iterdir()}
+        assert not (folder / training.CHECKPOINT_DIR).exists()
+        predictor = Predictor.load(folder / "model.keras")
+        assert predictor.variant == variant and predictor.scaling == "log"
+        meta = predictor.metadata
+        assert meta["dataset_sha256"] and meta["config"]["model"]["width"] == 0.0625
+        assert meta["training"]["samples_per_second"] > 0 and "input_stats" in meta
+        hz, confidence = predictor.predict(test_x)
+        assert hz.shape == (len(test_rows),) and np.all(np.isfinite(hz)) and np.all(hz > 0)
+        assert np.all((confidence >= 0) & (confidence <= 1))
+        history = pd.read_csv(folder / "history.csv")
+        assert list(history["epoch"]) == [1]
+        assert {"loss", "val_loss", "val_cents_median", "val_rpa50", "samples_per_second"} <= set(history)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(few_clips, tmp_path, monkeypatch, capsys):
+    cfg = with_sections(dataclasses.replace(few_clips, root=str(tmp_path)),
+                        {"train": {"epochs": 2, "batch_size": 16, "compare_reference": False}})
+    shutil.copytree(few_clips.data_dir, cfg.data_dir)
+    real_format = training.format_epoch
+
+    def interrupt_after_first_epoch(*args, **kwargs):
+        real_format(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "format_epoch", interrupt_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    state = json.loads((cfg.model_dir / training.CHECKPOINT_DIR / "state.json").read_text())
+    assert state["epochs_done"] == 1 and not (cfg.model_dir / "model.keras").exists()
+    monkeypatch.setattr(training, "format_epoch", real_format)
+    train(cfg)
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    assert list(pd.read_csv(cfg.model_dir / "history.csv")["epoch"]) == [1, 2]
+    assert Predictor.load(cfg.model_dir / "model.keras").metadata["training"]["epochs_run"] == 2
+
+
+def test_training_without_features_names_the_fix(tiny_dataset, tmp_path):
+    cfg = dataclasses.replace(tiny_dataset, root=str(tmp_path))
+    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir, ignore=shutil.ignore_patterns("features"))
+    with pytest.raises(PipelineError, match="make features"):
+        train(cfg)
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    full = epoch_batches(100, 16, seed=3, first_epoch=0, epochs=4)
+    resumed = epoch_batches(100, 16, seed=3, first_epoch=2, epochs=4)
+    assert full.shape == (4 * 6, 16)
+    np.testing.assert_array_equal(full[12:], resumed)
+    assert len(set(full[:6].ravel())) == 96
+    assert not np.array_equal(full[:6], full[6:12])
+
+
+def test_cosine_schedule_starts_at_the_rate_and_decays(few_clips):
+    rates = [learning_rate(few_clips, e, 10) for e in range(10)]
+    assert rates[0] == pytest.approx(few_clips.train.learning_rate)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] > 0
