@@ -6,6 +6,7 @@ Errors the user can fix arrive as PipelineError and are printed as one line, no 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -132,6 +133,7 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
