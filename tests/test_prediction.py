@@ -26,8 +26,10 @@ from pipeline.rendering import Renderer, midi_to_hz, note_midi_bytes, resolve_in
 from pipeline.training import train
 from tests.conftest import REPO, TEST_SOUNDFONT, run_cli
 
-# a small bins model that reaches about 15 cents median on the tiny dataset's validation notes
-SMALL_MODEL = {"model": {"width": 0.125, "dense_units": (64,), "input_dropout": 0.0, "dropout": 0.0},
+# a small bins model that reaches about 18 cents median on the tiny dataset's validation notes;
+# without the modulation branch, which a 64-unit dense layer cannot learn through at this scale
+SMALL_MODEL = {"model": {"width": 0.125, "dense_units": (64,), "input_dropout": 0.0, "dropout": 0.0,
+                         "modulation": False},
                "train": {"epochs": 12, "batch_size": 16, "compare_reference": False}}
 
 
