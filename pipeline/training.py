@@ -105,14 +105,21 @@ def make_dataset(features: np.ndarray, hz: np.ndarray, encoding, batches: np.nda
 
 # --- devices -------------------------------------------------------------------------------
 def _devices(cfg: Config):
-    """(distribution strategy, whether mixed precision is on): GPUs only change anything."""
+    """(distribution strategy, whether mixed precision is on, GPUs seen).
+
+    TF_CONFIG set (several machines, each running the same `pipeline train`):
+    MultiWorkerMirroredStrategy; several local GPUs: MirroredStrategy; else the default.
+    """
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
+    if os.environ.get("TF_CONFIG"):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # first: it must precede other TF work
     gpus = tf.config.list_physical_devices("GPU")
     mixed = bool(gpus) and cfg.train.mixed_precision
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if not os.environ.get("TF_CONFIG"):
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     return strategy, mixed, len(gpus)
 
 
