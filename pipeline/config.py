@@ -68,7 +68,7 @@ class SplitConfig:
 class FeaturesConfig:
     scaling: str = "log"               # log: ln(magnitude + 1e-6); db: 20 log10 of the same; linear
     dtype: str = "float16"
-    batch_size: int = 256              # clips per spectrogram batch
+    batch_size: int = 32               # clips per spectrogram batch (small batches stay in cache: see bench)
 
 
 @dataclass(frozen=True)
