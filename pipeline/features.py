@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 import scipy.signal
 
 from pipeline import constants as C
-from pipeline.artifacts import ensure_dir, sha256_file, write_json
+from pipeline.artifacts import atomic_path, ensure_dir, sha256_file, write_json
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 
@@ -138,28 +137,21 @@ def _write_split(cfg: Config, rows: pd.DataFrame, path: Path) -> None:
     each batch writes its own rows of the memory map, so memory stays at a few batches.
     """
     shape = (len(rows), *C.SPEC_SHAPE)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.npy")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if len(rows) == 0:
             np.save(tmp, np.zeros(shape, dtype=cfg.features.dtype))
-        else:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=cfg.features.dtype, shape=shape)
-            size = cfg.features.batch_size
-            starts = range(0, len(rows), size)
+            return
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=cfg.features.dtype, shape=shape)
+        size = cfg.features.batch_size
 
-            def fill(start: int) -> None:
-                batch = rows.iloc[start:start + size]
-                out[start:start + len(batch)] = spectrogram(_read_clips(cfg, batch), cfg.features.scaling)
+        def fill(start: int) -> None:
+            batch = rows.iloc[start:start + size]
+            out[start:start + len(batch)] = spectrogram(_read_clips(cfg, batch), cfg.features.scaling)
 
-            with ThreadPoolExecutor(max_workers=_workers(cfg)) as pool:
-                list(pool.map(fill, starts))
-            out.flush()
-            del out
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with ThreadPoolExecutor(max_workers=_workers(cfg)) as pool:
+            list(pool.map(fill, range(0, len(rows), size)))
+        out.flush()
+        del out
 
 
 # --- reading the outputs ------------------------------------------------------------------
