@@ -43,7 +43,6 @@ TensorFlow is imported only when a model is loaded (pipeline.model.Predictor.loa
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
@@ -57,7 +56,7 @@ import numpy as np
 
 from pipeline import constants as C
 from pipeline.artifacts import write_text
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, silenced_stderr
 from pipeline.rendering import hz_to_midi, note_name
 
 FORMATS = "WAV, FLAC, MP3 and OGG"
@@ -473,26 +472,13 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
         yield result
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up lines ignore its log level."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def load_predictor(model_path: str | Path):
     """pipeline.model.Predictor.load; TensorFlow is imported here, only when a model is needed."""
     from pipeline.model import Predictor  # noqa: PLC0415
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _quiet_stderr():  # a failed load still raises its PipelineError, printed afterwards
+    # TensorFlow's C++ start-up lines ignore its log level
+    with silenced_stderr():  # a failed load still raises its PipelineError, printed afterwards
         return Predictor.load(model_path)
 
 

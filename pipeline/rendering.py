@@ -8,13 +8,11 @@ dataset byte-identical whatever the number of workers.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import difflib
 import io
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 from pipeline import constants as C
 from pipeline.artifacts import sha256_file
 from pipeline.config import Config
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, silenced_stderr
 
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 # MIDI channel used for every note; channel 10 (index 9) is GM percussion
@@ -184,21 +182,6 @@ def require_sox() -> str:
     return path
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Point file descriptor 2 at /dev/null for a C library call that prints on its own."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class Renderer:
     """Renders notes to float32 stereo with one soundfont, loaded once.
 
@@ -217,7 +200,7 @@ class Renderer:
         self.keeper = fs.Synth(gain=float(gain), samplerate=float(self.rate), channels=16,
                                **{"synth.reverb.active": int(effects), "synth.chorus.active": int(effects),
                                   "synth.cpu-cores": 1, "synth.polyphony": 64})
-        with _stderr_silenced():  # libinstpatch prints glib criticals for files it cannot parse
+        with silenced_stderr():  # libinstpatch prints glib criticals for files it cannot parse
             sfid = self.keeper.sfload(str(soundfont))
         if sfid < 0:
             self.keeper.delete()
