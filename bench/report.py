@@ -54,18 +54,15 @@ def summary(results: dict) -> list[dict]:
                          f"values identical: {f['identical']} (max |diff| {f['max_abs_difference']:.3g}); "
                          f"batch {f['batch_size']}, {f['clips']} clips",
                          check=f["allclose"]))
-        sm = f.get("batched_small")
-        if sm:
-            rows.append(_row(f"features: same, batch {sm['batch_size']} (1 thread)",
-                             f"{sm['spectrograms_per_second_best']:.0f}/s",
-                             f"{f['per_clip_loop']['spectrograms_per_second_best']:.0f}/s",
-                             f["speedup_small_batch"], "", None, "a batch whose buffers stay in cache"))
-        th = f.get("batched_threads")
-        if th:
-            rows.append(_row(f"features: same, batched on {th['threads']} threads (as build_features runs it)",
-                             f"{th['spectrograms_per_second_best']:.0f}/s",
-                             f"{f['per_clip_loop']['spectrograms_per_second_best']:.0f}/s",
-                             f["speedup_threads"], "", None, "the loop stays on 1 thread"))
+        variants = (("batched_small", "speedup_small_batch", "a batch whose buffers stay in cache",
+                     lambda v: f"batch {v['batch_size']} (1 thread)"),
+                    ("batched_threads", "speedup_threads", "the loop stays on 1 thread",
+                     lambda v: f"batched on {v['threads']} threads (as build_features runs it)"))
+        for key, speedup, note, what in variants:
+            if f.get(key):
+                rows.append(_row(f"features: same, {what(f[key])}", f"{f[key]['spectrograms_per_second_best']:.0f}/s",
+                                 f"{f['per_clip_loop']['spectrograms_per_second_best']:.0f}/s",
+                                 f[speedup], "", None, note))
     t = results.get("training")
     if t:
         for label, m in t["models"].items():
