@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 
-PACKAGES = ("numpy", "scipy", "pandas", "pyfluidsynth", "sox", "midiutil", "mido",
+PACKAGES = ("numpy", "scipy", "pandas", "pyfluidsynth", "sox", "soxr", "midiutil", "mido",
             "soundfile", "tensorflow-cpu", "tensorflow", "keras", "librosa", "mir_eval")
 
 

@@ -36,6 +36,7 @@ class DataConfig:
     workers: int = 0                   # 0 = every core
     shard_size: int = 32               # notes per shard, the unit of work and of resume
     scheduler: str = ""                # "" = local process pool, else tcp://HOST:PORT (Dask)
+    resampler: str = "soxr"            # 44.1 -> 16 kHz: soxr (libsoxr in-process) or sox (a sox process)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ _CHOICES = {
     "augment.noise": {"none", "white", "pink"},
     "augment.sox_effects": {"overdrive", "equalizer", "tremolo"},
     "data.segments": set(C.SEGMENTS),
+    "data.resampler": {"soxr", "sox"},
     "split.test": {"instrument", "random"},
     "features.scaling": {"log", "db", "linear"},
     "features.dtype": {"float16", "float32"},

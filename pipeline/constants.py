@@ -5,7 +5,7 @@ Derived values are computed from the few base ones so they cannot drift apart.
 
 # --- Audio --------------------------------------------------------------------------
 SAMPLE_RATE = 16_000            # Hz, the dataset's and the model's rate
-RENDER_RATE = 44_100            # Hz, what FluidSynth renders at before sox resamples
+RENDER_RATE = 44_100            # Hz, what FluidSynth renders at before resampling
 CLIP_SECONDS = 0.330
 CLIP_SAMPLES = round(SAMPLE_RATE * CLIP_SECONDS)  # 5,280
 SAMPLE_WIDTH_BITS = 16

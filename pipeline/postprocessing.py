@@ -1,11 +1,17 @@
-"""Post-processing: sox (pysox) to mono 16 kHz, then slicing, the quality gate and 16-bit WAVs.
+"""Post-processing: mono, 16 kHz, then slicing, the quality gate and 16-bit WAVs.
 
-sox runs once per shard on the shard's notes laid end to end with silent gaps, never once
-per clip: a process per clip would cost more than FluidSynth's synthesis itself. Each
-note's slot is a whole number of 441-sample periods, so at 160/441 (44.1 kHz -> 16 kHz)
-every slot maps to an exact sample count and the notes can be cut apart again exactly.
-Peak normalisation is per clip, so it is done here in numpy rather than by sox's `norm`,
-which would see the whole shard.
+Notes are mixed to mono (the mean of left and right) and resampled with SoX's resampler
+at its very-high quality: by default libsoxr in-process (`data.resampler = "soxr"`, the
+library SoX's own `rate` effect grew into; also what `pipeline predict` uses), or a sox
+process through pysox (`"sox"`, `rate -v`). The two differ by about -74 dB; the process
+alone costs as much as FluidSynth's synthesis, which is why it is no longer the default.
+Notes with sox effects (augmentation) always go through sox.
+
+Either way resampling runs once per shard on the shard's notes laid end to end with silent
+gaps, never once per clip. Each note's slot is a whole number of 441-sample periods, so at
+160/441 (44.1 kHz -> 16 kHz) every slot maps to an exact sample count and the notes can be
+cut apart again exactly. Peak normalisation is per clip, so it is done here in numpy rather
+than by sox's `norm`, which would see the whole shard.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from pipeline.errors import PipelineError
 
 RATE_PERIOD_IN = 441    # 44,100 / 100
 RATE_PERIOD_OUT = 160   # 16,000 / 100
-GAP_SECONDS = 0.1       # silence between notes in a batch: far longer than sox's resampling filter
+GAP_SECONDS = 0.1       # silence between notes in a batch: far longer than the resampling filter
+RESAMPLERS = ("soxr", "sox")
 ONSET_THRESHOLD = 0.01  # onset = first sample above 1% of the note's peak
 ONSET_SEARCH_SECONDS = 0.05
 SILENCE_DB = -200.0     # what log10(0) reports in the manifest
@@ -45,30 +52,33 @@ def slot_length(render_samples: int) -> int:
     return -(-need // RATE_PERIOD_IN) * RATE_PERIOD_IN
 
 
-def _effect_args(effects: tuple[tuple[str, tuple], ...]) -> list[str]:
+def _effect_args(effects: tuple[tuple[str, tuple], ...], channels: int) -> list[str]:
     """sox effect arguments, built and validated by pysox's Transformer."""
     sox = _sox()
     tfm = sox.Transformer()
     for name, params in effects:
         getattr(tfm, name)(*params)
-    tfm.remix({1: [1, 2]})  # mono: the mean of left and right (sox scales a mix to avoid clipping)
+    if channels == 2:
+        tfm.remix({1: [1, 2]})  # mono: the mean of left and right (sox scales a mix to avoid clipping)
     tfm.rate(C.SAMPLE_RATE, quality="v")
     return tfm.effects
 
 
-def to_dataset_rate(stereo: np.ndarray, effects: tuple[tuple[str, tuple], ...] = ()) -> np.ndarray:
-    """44.1 kHz float32 stereo -> 16 kHz float32 mono with one sox process (plus optional effects).
+def to_dataset_rate(audio: np.ndarray, effects: tuple[tuple[str, tuple], ...] = ()) -> np.ndarray:
+    """44.1 kHz float32 stereo (n, 2) or mono (n,) -> 16 kHz float32 mono with one sox process,
+    plus optional effects.
 
     The input goes through a temporary raw file rather than a pipe: pysox's pipe writes
     in 4 KB pieces, which cost more than the resampling itself.
     """
     sox = _sox()
+    channels = 2 if audio.ndim == 2 else 1
     args_out = ["-t", "f32", "-r", str(C.SAMPLE_RATE), "-c", "1", "-"]
     with tempfile.NamedTemporaryFile(suffix=".f32", dir=_scratch_dir()) as raw:
-        np.ascontiguousarray(stereo, dtype=np.float32).tofile(raw.name)
+        np.ascontiguousarray(audio, dtype=np.float32).tofile(raw.name)
         # -D: no dither, which is random noise and would break byte-identity
-        args = ["-D", "-V1", "-t", "f32", "-r", str(C.RENDER_RATE), "-c", "2", raw.name, *args_out,
-                *_effect_args(effects)]
+        args = ["-D", "-V1", "-t", "f32", "-r", str(C.RENDER_RATE), "-c", str(channels), raw.name, *args_out,
+                *_effect_args(effects, channels)]
         status, out, err = sox.core.sox(args, None, False)
     if status != 0:
         raise PipelineError(f"sox failed while resampling ({str(err).strip()[-200:]}); "
@@ -81,21 +91,35 @@ def _scratch_dir() -> str | None:
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
-def batch_to_dataset_rate(notes: list[np.ndarray]) -> list[np.ndarray]:
-    """Resample many equal-rate stereo notes with one sox call; returns each note's 16 kHz mono audio."""
+def to_mono(stereo: np.ndarray) -> np.ndarray:
+    """(n, 2) float32 -> (n,) float32, the mean of the two channels."""
+    return (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5)
+
+
+def resample(mono: np.ndarray, resampler: str = "soxr") -> np.ndarray:
+    """44.1 kHz float32 mono -> 16 kHz float32 mono at SoX's very-high quality."""
+    if resampler == "sox":
+        return to_dataset_rate(mono)
+    import soxr
+
+    return soxr.resample(mono, C.RENDER_RATE, C.SAMPLE_RATE, quality="VHQ")
+
+
+def batch_to_dataset_rate(notes: list[np.ndarray], resampler: str = "soxr") -> list[np.ndarray]:
+    """Resample many equal-rate stereo notes in one call; returns each note's 16 kHz mono audio."""
     if not notes:
         return []
     slots = [slot_length(len(n)) for n in notes]
-    batch = np.zeros((sum(slots), 2), dtype=np.float32)
+    batch = np.zeros(sum(slots), dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(slots)[:-1]])
     for note, start in zip(notes, starts):
-        batch[start:start + len(note)] = note
-    mono = to_dataset_rate(batch)
+        batch[start:start + len(note)] = to_mono(note)
+    mono = resample(batch, resampler)
     scale = RATE_PERIOD_OUT / RATE_PERIOD_IN
     expected = round(len(batch) * scale)
     if len(mono) != expected:
-        raise PipelineError(f"sox returned {len(mono)} samples where {expected} were expected; "
-                            "check the sox installation (sox --version)")
+        raise PipelineError(f"{resampler} returned {len(mono)} samples where {expected} were expected; "
+                            "check the installation (sox --version, pip show soxr)")
     return [mono[round(s * scale):round((s + n) * scale)] for s, n in zip(starts, map(len, notes))]
 
 
