@@ -34,7 +34,7 @@ QUICK_INSTRUMENTS, QUICK_NOTE_HIGH, QUICK_VELOCITIES = ("Violin", "Flute"), 53, 
 QUICK_SOUNDFONT = "soundfonts/TimGM6mb.sf2"
 # the engine's stages: cumulative time of these functions (pipeline/*) inside render_shard
 STAGES = {"synthesis (Renderer.render)": "render", "MIDI file (midiutil)": "note_midi_bytes",
-          "sox (one process per shard)": "batch_to_dataset_rate",
+          "mono mix + resampling (one soxr call per shard)": "batch_to_dataset_rate",
           "slice, gate, WAV bytes, write (_note_clips)": "_note_clips"}
 
 

@@ -9,6 +9,8 @@ rendered again: that makes builds incremental and lets an interrupted build resu
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -17,9 +19,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from pipeline import constants as C
 from pipeline import postprocessing as post
@@ -27,9 +29,12 @@ from pipeline.artifacts import atomic_path, ensure_dir, sha256_bytes, tool_versi
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.rendering import (Instrument, Renderer, bend_for_cents, cents_for_bend, check_note, midi_to_hz,
-                                note_midi_bytes, note_name, resolve_instrument, soundfont_info)
+                                note_midi_bytes, note_name, resolve_instrument, soundfont_info, soundfont_stat)
 
-RENDER_VERSION = 1  # bump when a change to the code changes the audio, to re-render every shard
+if TYPE_CHECKING:
+    import pandas as pd
+
+RENDER_VERSION = 2  # bump when a change to the code changes the audio, to re-render every shard
 MANIFEST_COLUMNS = ["path", "instrument", "instrument_name", "program", "family", "midi", "note", "detune_cents",
                     "bend", "frequency", "velocity", "segment", "split", "sha256", "peak_dbfs", "rms_dbfs",
                     "sounding_ms", "augment", "snr_db"]
@@ -110,7 +115,7 @@ def render_settings(cfg: Config) -> dict:
     d = cfg.data
     return {"version": RENDER_VERSION, "hold_seconds": d.hold_seconds, "release_seconds": d.release_seconds,
             "sustain_at": d.sustain_at, "gain": d.gain, "segments": list(d.segments), "gate": asdict(cfg.gate),
-            "seed": d.seed, "effects": cfg.augment.share > 0 and (cfg.augment.reverb or cfg.augment.chorus)}
+            "seed": d.seed, "resampler": d.resampler, "effects": cfg.augment.share > 0 and (cfg.augment.reverb or cfg.augment.chorus)}
 
 
 @dataclass(frozen=True)
@@ -122,18 +127,20 @@ class ShardTask:
     soundfont: str
     soundfont_sha256: str
     clips_dir: str                     # "" = return each WAV's bytes in its row (a remote worker)
+    soundfont_stat: tuple = ()         # (size, mtime_ns) the plan saw; () = the worker hashes the file
 
 
 def plan_shards(cfg: Config, notes: list[NoteSpec], soundfont_sha: str) -> list[ShardTask]:
     """Fixed groups of notes; a shard never spans two (instrument, velocity) runs, so adding an
     instrument or a velocity adds shards without changing the existing ones."""
     settings = render_settings(cfg)
+    stat = soundfont_stat(cfg.data.soundfont)
     shards = []
     for chunk in _chunks(notes, cfg.data.shard_size):
         payload = json.dumps([settings, soundfont_sha, [asdict(n) for n in chunk]], sort_keys=True)
         key = hashlib.sha256(payload.encode()).hexdigest()[:20]
         shards.append(ShardTask(key, chunk, settings, os.path.abspath(cfg.data.soundfont), soundfont_sha,
-                                str(cfg.data_dir / "clips")))
+                                str(cfg.data_dir / "clips"), stat))
     return shards
 
 
@@ -153,16 +160,22 @@ _RENDERERS: dict[tuple[str, bool], Renderer] = {}
 
 
 def _renderer(task: ShardTask) -> Renderer:
-    """The worker's synth for this soundfont, loaded once and kept for the worker's life."""
+    """The worker's synth for this soundfont, loaded once and kept for the worker's life.
+
+    A local worker sees the very file the plan hashed (same size and mtime) and skips hashing
+    it again; a cluster worker (no stat in the task) hashes its own copy."""
     key = (task.soundfont, bool(task.settings["effects"]))
     if key not in _RENDERERS:
-        renderer = Renderer(task.soundfont, task.settings["gain"], effects=key[1])
+        same_file = bool(task.soundfont_stat) and soundfont_stat(task.soundfont) == tuple(task.soundfont_stat)
+        renderer = Renderer(task.soundfont, task.settings["gain"], effects=key[1],
+                            sha256=task.soundfont_sha256 if same_file else None)
         if renderer.soundfont_sha256 != task.soundfont_sha256:
             renderer.close()
             raise PipelineError(
                 f"soundfont {task.soundfont} on this worker has sha256 {renderer.soundfont_sha256[:12]}..., "
                 f"not the planned {task.soundfont_sha256[:12]}...; give every worker the same file")
         _RENDERERS[key] = renderer
+    _RENDERERS[key].require_programs({n.program for n in task.notes})
     return _RENDERERS[key]
 
 
@@ -180,7 +193,7 @@ def render_shard(task: ShardTask) -> list[dict]:
                               seconds, reverb=n.reverb, chorus=n.chorus) for n in task.notes]
     plain = [i for i, n in enumerate(task.notes) if not n.sox_effects]
     mono: list[np.ndarray | None] = [None] * len(stereo)
-    for i, audio in zip(plain, post.batch_to_dataset_rate([stereo[i] for i in plain])):
+    for i, audio in zip(plain, post.batch_to_dataset_rate([stereo[i] for i in plain], s["resampler"])):
         mono[i] = audio
     for i, note in enumerate(task.notes):  # notes with their own sox effects need their own sox run
         if note.sox_effects:
@@ -263,6 +276,8 @@ def _unit_hash(*parts) -> float:
 
 def assign_splits(cfg: Config, frame: pd.DataFrame) -> pd.Series:
     """train/val/test per clip; all segments of a note share a split, so no note leaks across."""
+    import pandas as pd
+
     sp, seed = cfg.split, cfg.data.seed
     test_programs = {resolve_instrument(i).program for i in sp.test_instruments}
     notes = frame[["program", "midi", "velocity"]].itertuples(index=False)
@@ -306,14 +321,40 @@ def _shard_record(cfg: Config, key: str) -> Path:
 
 
 def _write_record(cfg: Config, key: str, rows: list[dict]) -> None:
-    with atomic_path(_shard_record(cfg, key)) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+    """The shard's rows as CSV (None as an empty field): the csv module, a tenth of pandas' cost."""
+    with atomic_path(_shard_record(cfg, key)) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["file"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
-def _run_shards(cfg: Config, todo: list[ShardTask], progress) -> None:
+@contextlib.contextmanager
+def _local_pool(cfg: Config, todo: list[ShardTask]):
+    """Start the worker processes and hand them every shard now, so that their start-up (imports,
+    soundfont load) overlaps the parent's checks; yields {future: task}, or None when the shards
+    run serially or on a cluster."""
+    workers = min(_workers(cfg), len(todo))
+    if cfg.data.scheduler or workers <= 1:
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+    try:
+        yield {pool.submit(render_shard, task): task for task in todo}
+    finally:
+        # every record is written (or the build failed): workers may finish exiting in the background
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_shards(cfg: Config, todo: list[ShardTask], progress, pending: dict | None) -> None:
     """Render the shards that are not done yet, writing each one's record as it finishes."""
-    workers = min(_workers(cfg), max(len(todo), 1))
-    if cfg.data.scheduler:
+    if pending is not None:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = pending.pop(future)
+                _write_record(cfg, task.key, future.result())
+                progress.update(len(task.notes))
+    elif cfg.data.scheduler:
         from pipeline.cluster import run_shards_on_cluster
 
         def finish(task: ShardTask, rows: list[dict]) -> None:
@@ -323,26 +364,11 @@ def _run_shards(cfg: Config, todo: list[ShardTask], progress) -> None:
             _write_record(cfg, task.key, rows)
             progress.update(len(task.notes))
 
-        run_shards_on_cluster(cfg.data.scheduler, [replace(t, clips_dir="") for t in todo], finish)
-        return
-    if workers <= 1:
+        run_shards_on_cluster(cfg.data.scheduler, [replace(t, clips_dir="", soundfont_stat=()) for t in todo], finish)
+    else:
         for task in todo:
             _write_record(cfg, task.key, render_shard(task))
             progress.update(len(task.notes))
-        return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-        pending = {pool.submit(render_shard, task): task for task in todo}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    _write_record(cfg, task.key, future.result())
-                    progress.update(len(task.notes))
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
 
 
 def _mp_context():
@@ -364,23 +390,27 @@ def _clean_leftovers(cfg: Config, keep_files: set[str], keep_shards: set[str]) -
 
 def build_dataset(cfg: Config) -> pd.DataFrame:
     """Build (or bring up to date) data/NAME: clips, manifest.csv and dataset.json."""
+    import pandas as pd
     from tqdm import tqdm
 
-    from pipeline.rendering import require_sox
+    from pipeline.rendering import require_sox, uses_sox
 
     started = time.perf_counter()
-    require_sox()
+    if uses_sox(cfg):
+        require_sox()
     check_splits(cfg)
     info = soundfont_info(cfg.data.soundfont)
     notes = plan_notes(cfg)
-    _check_programs(cfg, notes)
     ensure_dir(cfg.data_dir / "clips")
     ensure_dir(cfg.data_dir / "shards")
     shards = plan_shards(cfg, notes, info["sha256"])
     todo = [t for t in shards if not _shard_record(cfg, t.key).is_file()]
-    with tqdm(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo,
-              mininterval=1.0) as progress:
-        _run_shards(cfg, todo, progress)
+    with _local_pool(cfg, todo) as pending:
+        if todo:  # a clear error before any progress; the workers start meanwhile
+            _check_programs(cfg, notes)
+        with tqdm(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo,
+                  mininterval=1.0) as progress:
+            _run_shards(cfg, todo, progress, pending)
     rows = pd.concat([pd.read_csv(_shard_record(cfg, t.key), keep_default_na=False, na_values=[""])
                       for t in shards], ignore_index=True)
     manifest = _write_outputs(cfg, rows, info, notes)
@@ -403,15 +433,12 @@ def _rendered_files(tasks: list[ShardTask]) -> set[str]:
 
 
 def _check_programs(cfg: Config, notes: list[NoteSpec]) -> None:
-    """Every instrument must exist in the soundfont, checked before any worker starts."""
+    """The soundfont loads and has every planned instrument (workers check again, for themselves)."""
     renderer = Renderer(cfg.data.soundfont, cfg.data.gain)
     try:
-        missing = sorted({n.instrument.name for n in notes if not renderer.has_program(n.program)})
+        renderer.require_programs({n.program for n in notes})
     finally:
         renderer.close()
-    if missing:
-        raise PipelineError(f"soundfont {cfg.data.soundfont} has no preset for {', '.join(missing)}; "
-                            "remove them from data.instruments or use a full General MIDI soundfont")
 
 
 def _write_outputs(cfg: Config, rows: pd.DataFrame, info: dict, notes: list[NoteSpec]) -> pd.DataFrame:
@@ -441,6 +468,8 @@ def _write_outputs(cfg: Config, rows: pd.DataFrame, info: dict, notes: list[Note
 
 # --- reading it back -----------------------------------------------------------------
 def load_manifest(cfg: Config) -> pd.DataFrame:
+    import pandas as pd
+
     path = cfg.data_dir / "manifest.csv"
     if not path.is_file():
         raise PipelineError(f"no dataset at {path}; build it first with make data (or pipeline data)")

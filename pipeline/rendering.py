@@ -133,6 +133,18 @@ def _soundfont_info(path: str, size: int, mtime: float) -> dict:
 def soundfont_info(path: str | Path) -> dict:
     """Name, size and sha256 of a soundfont, after checking it exists and looks like one."""
     path = Path(path)
+    stat = check_soundfont(path)
+    return _soundfont_info(str(path.resolve()), stat.st_size, stat.st_mtime)
+
+
+def soundfont_stat(path: str | Path) -> tuple[int, int]:
+    """(size, mtime in ns): tells a local worker the file is the one the plan hashed."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def check_soundfont(path: Path) -> os.stat_result:
+    """The file's stat, after checking it exists and has an intact SoundFont header."""
     if not path.is_file():
         raise PipelineError(
             f"soundfont {path} not found; install it (apt-get install fluid-soundfont-gm) "
@@ -148,7 +160,7 @@ def soundfont_info(path: str | Path) -> dict:
         raise PipelineError(f"soundfont {path} is corrupt (truncated: its header promises "
                             f"{int.from_bytes(head[4:8], 'little') + 8} bytes, the file has {stat.st_size}); "
                             "download or copy it again")
-    return _soundfont_info(str(path.resolve()), stat.st_size, stat.st_mtime)
+    return stat
 
 
 # --- FluidSynth ----------------------------------------------------------------------
@@ -174,6 +186,11 @@ def _quiet_fluidsynth_warnings(fs) -> None:
             set_log(level, None, None)
 
 
+def uses_sox(cfg: Config) -> bool:
+    """Whether a build runs sox processes: the sox resampler, or sox effects on augmented notes."""
+    return cfg.data.resampler == "sox" or (cfg.augment.share > 0 and bool(cfg.augment.sox_effects))
+
+
 def require_sox() -> str:
     path = shutil.which("sox")
     if path is None:
@@ -190,10 +207,13 @@ class Renderer:
     synth costs about 0.1 ms, a soundfont load tens of milliseconds.
     """
 
-    def __init__(self, soundfont: str | Path, gain: float = 0.4, effects: bool = False):
+    def __init__(self, soundfont: str | Path, gain: float = 0.4, effects: bool = False, sha256: str | None = None):
+        """`sha256`: the file's checksum when the caller already knows it (skips hashing it again)."""
         fs = _import_fluidsynth()
         self._fs = fs
-        self.soundfont_sha256 = soundfont_info(soundfont)["sha256"]
+        self.soundfont = str(soundfont)
+        check_soundfont(Path(soundfont))
+        self.soundfont_sha256 = sha256 or soundfont_info(soundfont)["sha256"]
         self.rate = C.RENDER_RATE
         self.effects = effects
         # the keeper synth owns the loaded soundfont; its settings are reused for every note
@@ -212,6 +232,13 @@ class Renderer:
 
     def has_program(self, program: int) -> bool:
         return self.keeper.sfpreset_name(self.sfid, 0, program) is not None
+
+    def require_programs(self, programs) -> None:
+        """A clear error for GM programs this soundfont has no preset for (they would render silence)."""
+        missing = sorted({resolve_instrument(p).name for p in programs if not self.has_program(p)})
+        if missing:
+            raise PipelineError(f"soundfont {self.soundfont} has no preset for {', '.join(missing)}; "
+                                "remove them from data.instruments or use a full General MIDI soundfont")
 
     def close(self) -> None:
         self.keeper.delete()
@@ -295,15 +322,12 @@ def _blocks(samples: float) -> int:
 
 def check_environment(cfg: Config) -> list[str]:
     """Check the tools and the soundfont a build needs; return what was found."""
-    sox_path = require_sox()
+    sox = [f"sox: {require_sox()}"] if uses_sox(cfg) else [f"resampler: {cfg.data.resampler} (in-process)"]
     renderer = Renderer(cfg.data.soundfont, cfg.data.gain)
     try:
-        missing = [i.name for i in map(resolve_instrument, cfg.data.instruments) if not renderer.has_program(i.program)]
+        renderer.require_programs(resolve_instrument(i).program for i in cfg.data.instruments)
     finally:
         renderer.close()
-    if missing:
-        raise PipelineError(f"soundfont {cfg.data.soundfont} has no preset for {', '.join(missing)}; "
-                            "remove them from data.instruments or use a full General MIDI soundfont")
     info = soundfont_info(cfg.data.soundfont)
-    return [f"sox: {sox_path}", f"soundfont: {info['name']} sha256 {info['sha256'][:16]}...",
+    return [*sox, f"soundfont: {info['name']} sha256 {info['sha256'][:16]}...",
             f"instruments: {len(cfg.data.instruments)} OK", f"cores: {os.cpu_count()}"]

@@ -61,9 +61,17 @@ def test_missing_fluidsynth_library(tmp_path):
 
 
 def test_missing_sox(tmp_path):
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, 'data.resampler="sox"')
     proc = run_cli("data", "--config", str(config), env={"PATH": str(tmp_path)})
     assert_one_line_error(proc, "sox program is missing", "apt-get install sox")
+
+
+def test_sox_is_needed_only_by_builds_that_run_it(tmp_path):
+    """The default resampler is libsoxr in-process: no sox on PATH, still a dataset."""
+    config = write_config(tmp_path, "data.note_high=59")
+    proc = run_cli("data", "--config", str(config), env={"PATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert list((tmp_path / "data").rglob("*.wav"))
 
 
 def test_unwritable_output_folder(tmp_path):
