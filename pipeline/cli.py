@@ -6,6 +6,7 @@ Errors the user can fix arrive as PipelineError and are printed as one line, no 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -26,6 +27,8 @@ def _config(args):
     overrides = list(args.overrides)
     if getattr(args, "workers", None) is not None:
         overrides.append(f"data.workers={args.workers}")
+    if getattr(args, "scheduler", None) is not None:
+        overrides.append(f"data.scheduler={json.dumps(args.scheduler)}")
     return load_config(args.config, overrides)
 
 
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _add_config_args(p)
         p.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
+        if name in ("data", "features"):
+            p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                           help="run the shards on this Dask scheduler (same as --set data.scheduler=...)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("predict", help="f0 of audio files: one time,frequency,confidence CSV each")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
 import time
@@ -479,12 +480,12 @@ def load_manifest(cfg: Config) -> pd.DataFrame:
         raise PipelineError(f"manifest {path} is unreadable ({exc}); delete it and run make data again") from None
 
 
-def read_clip(path: str | Path) -> np.ndarray:
-    """One dataset clip as float32 in [-1, 1]."""
+def read_clip(path: str | Path, data: bytes | None = None) -> np.ndarray:
+    """One dataset clip as float32 in [-1, 1], from its file or from its WAV bytes (`data`)."""
     import soundfile as sf
 
     try:
-        audio, rate = sf.read(str(path), dtype="float32")
+        audio, rate = sf.read(io.BytesIO(data) if data is not None else str(path), dtype="float32")
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise PipelineError(f"cannot read audio {path} ({exc}); rebuild the dataset with make data") from None
     if rate != C.SAMPLE_RATE or audio.ndim != 1 or len(audio) != C.CLIP_SAMPLES:

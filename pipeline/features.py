@@ -11,6 +11,7 @@ Scaling, applied to scipy's magnitude spectrogram (mode="magnitude", scaling="de
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -140,7 +141,7 @@ def build_features(cfg: Config) -> dict:
     counts = {}
     for split in C.SPLITS:
         rows = frame[frame["split"] == split]
-        _write_split(cfg, rows, split_path(cfg, split))
+        _write_split(cfg, rows, split_path(cfg, split), split)
         counts[split] = len(rows)
     seconds = time.perf_counter() - start
     total = sum(counts.values())
@@ -156,11 +157,14 @@ def _workers(cfg: Config) -> int:
     return cfg.data.workers or os.cpu_count() or 1
 
 
-def _write_split(cfg: Config, rows: pd.DataFrame, path: Path) -> None:
-    """Fill a temporary .npy beside `path` batch by batch, then rename it into place.
+def _write_split(cfg: Config, rows: pd.DataFrame, path: Path, split: str) -> None:
+    """Fill a temporary .npy beside `path` shard by shard, then rename it into place.
 
-    Threads suffice for the parallelism: libsndfile and the FFTs release the GIL, and
-    each batch writes its own rows of the memory map, so memory stays at a few batches.
+    A shard is `features.batch_size` consecutive rows of the split; each writes its own rows of
+    the memory map, so memory stays at a few shards. Locally, threads suffice for the
+    parallelism (libsndfile and the FFTs release the GIL); with data.scheduler the shards run on
+    the Dask cluster, and since every clip's spectrogram depends on that clip alone, the file is
+    byte-identical either way.
     """
     shape = (len(rows), *C.SPEC_SHAPE)
     with atomic_path(path) as tmp:
@@ -168,16 +172,58 @@ def _write_split(cfg: Config, rows: pd.DataFrame, path: Path) -> None:
             np.save(tmp, np.zeros(shape, dtype=cfg.features.dtype))
             return
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=cfg.features.dtype, shape=shape)
-        size = cfg.features.batch_size
-
-        def fill(start: int) -> None:
-            batch = rows.iloc[start:start + size]
-            out[start:start + len(batch)] = spectrogram(_read_clips(cfg, batch), cfg.features.scaling)
-
-        with ThreadPoolExecutor(max_workers=_workers(cfg)) as pool:
-            list(pool.map(fill, range(0, len(rows), size)))
+        starts = range(0, len(rows), cfg.features.batch_size)
+        if cfg.data.scheduler:
+            _fill_on_cluster(cfg, rows, out, starts, split)
+        else:
+            _fill_locally(cfg, rows, out, starts)
         out.flush()
         del out
+
+
+def _fill_locally(cfg: Config, rows: pd.DataFrame, out: np.ndarray, starts: range) -> None:
+    size = cfg.features.batch_size
+
+    def fill(start: int) -> None:
+        out[start:start + size] = spectrogram(_read_clips(cfg, rows.iloc[start:start + size]), cfg.features.scaling)
+
+    with ThreadPoolExecutor(max_workers=_workers(cfg)) as pool:
+        list(pool.map(fill, starts))
+
+
+def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, out: np.ndarray, starts: range, split: str) -> None:
+    """Send each shard's WAV bytes to the cluster, write the spectrograms that come back."""
+    from pipeline.cluster import run_on_cluster
+
+    size, paths = cfg.features.batch_size, list(rows["path"])
+    tag = _stamp_key(cfg)
+
+    def wavs(start: int) -> tuple:
+        names = paths[start:start + size]
+        return names, [(cfg.data_dir / name).read_bytes() for name in names], cfg.features.scaling, cfg.features.dtype
+
+    def write(start: int, features: np.ndarray) -> None:
+        out[start:start + len(features)] = features
+
+    jobs = [(f"features-{tag}-{split}-{start}", start, lambda start=start: wavs(start)) for start in starts]
+    run_on_cluster(cfg.data.scheduler, featurize_wavs, jobs, write,
+                   "check the workers' logs (they need this package and soundfile)", CLUSTER_SHARDS_IN_FLIGHT)
+
+
+CLUSTER_SHARDS_IN_FLIGHT = 8  # bounds the client's memory: inputs and results of 8 shards at most
+
+
+def featurize_wavs(names: list[str], wavs: list[bytes], scaling: str, dtype: str) -> np.ndarray:
+    """A cluster worker's shard: WAV bytes -> (N, 513, 90) spectrograms in the stored dtype."""
+    from pipeline.dataset import read_clip
+
+    clips = np.stack([read_clip(name, data) for name, data in zip(names, wavs)])
+    return spectrogram(clips, scaling).astype(dtype, copy=False)
+
+
+def _stamp_key(cfg: Config) -> str:
+    """A short name for this build's inputs: keeps two builds' task keys apart on one scheduler."""
+    return hashlib.sha256(json.dumps(_stamp(cfg), sort_keys=True).encode()).hexdigest()[:12]
 
 
 # --- reading the outputs ------------------------------------------------------------------

@@ -125,3 +125,10 @@ def test_interrupted_build_resumes_to_the_same_dataset(tmp_path, tiny_dataset):
     assert "clips/s" in done.stdout
     assert not [p for p in data_dir.rglob("*") if p.name.startswith(".")]  # no temp file survives
     assert (data_dir / "manifest.csv").read_bytes() == (tiny_dataset.data_dir / "manifest.csv").read_bytes()
+
+
+def test_scheduler_flag_is_the_config_key():
+    from pipeline.cli import _config, build_parser
+
+    args = build_parser().parse_args(["features", "--scheduler", "tcp://10.0.0.1:8786"])
+    assert _config(args).data.scheduler == "tcp://10.0.0.1:8786"

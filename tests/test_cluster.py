@@ -74,3 +74,55 @@ def test_a_worker_with_a_different_soundfont_fails_its_shard(tmp_path, cluster):
     with distributed.Client(cluster.scheduler_address) as client:
         with pytest.raises(PipelineError, match="not the planned"):
             client.submit(render_shard, tasks[0], pure=False).result()
+
+
+def _features_copy(tiny_dataset, root, *overrides):
+    """A private copy of the tiny dataset (clips and manifest) under `root`, config with overrides."""
+    cfg = tiny_config(root, *overrides)
+    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir)
+    shutil.rmtree(cfg.data_dir / "features", ignore_errors=True)
+    return cfg
+
+
+def _feature_bytes(cfg):
+    from pipeline.features import split_path
+
+    return {split: split_path(cfg, split).read_bytes() for split in ("train", "val", "test")}
+
+
+def test_cluster_features_are_byte_identical_to_local_ones(tmp_path, tiny_dataset, cluster):
+    from pipeline.features import build_features
+
+    local = _features_copy(tiny_dataset, tmp_path / "local", "features.batch_size=16")
+    remote = _features_copy(tiny_dataset, tmp_path / "remote", "features.batch_size=16",
+                            f'data.scheduler="{cluster.scheduler_address}"')
+    build_features(local)
+    build_features(remote)
+    assert _feature_bytes(remote) == _feature_bytes(local)
+
+
+def test_a_worker_killed_during_features_changes_nothing(tmp_path, tiny_dataset, cluster, monkeypatch):
+    """The first finished shard kills a worker: its queued and running shards are rescheduled."""
+    from pipeline import cluster as cluster_module
+    from pipeline.features import build_features
+
+    with distributed.Client(cluster.scheduler_address) as client:
+        pids = list(client.run(os.getpid).values())
+    run_on_cluster, finished = cluster_module.run_on_cluster, []
+
+    def killing_run_on_cluster(address, func, jobs, on_done, hint, max_in_flight=0):
+        def on_done_then_kill(item, result):
+            if not finished:
+                os.kill(pids[0], signal.SIGKILL)
+            finished.append(item)
+            on_done(item, result)
+        run_on_cluster(address, func, jobs, on_done_then_kill, hint, max_in_flight)
+
+    monkeypatch.setattr(cluster_module, "run_on_cluster", killing_run_on_cluster)
+    local = _features_copy(tiny_dataset, tmp_path / "local", "features.batch_size=8")
+    remote = _features_copy(tiny_dataset, tmp_path / "remote", "features.batch_size=8",
+                            f'data.scheduler="{cluster.scheduler_address}"')
+    build_features(local)
+    build_features(remote)
+    assert len(finished) > 10  # every shard of the three splits came back, after the kill
+    assert _feature_bytes(remote) == _feature_bytes(local)
