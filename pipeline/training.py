@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,9 +245,11 @@ def validate(network, data: TrainingData, encoding) -> dict:
     """Validation loss and cents errors from one pass over the validation split."""
     if len(data.val_x) == 0:
         return {}
-    outputs = np.concatenate([
-        np.asarray(network.predict_on_batch(np.asarray(data.val_x[i:i + C.PREDICT_BATCH], np.float32)))
-        for i in range(0, len(data.val_x), C.PREDICT_BATCH)])
+    # under a multi-worker strategy predict_on_batch gathers every worker's outputs: call the model
+    predict = network.predict_on_batch if not _multi_worker(network.distribute_strategy) else \
+        (lambda x: network(x, training=False))
+    outputs = np.concatenate([np.asarray(predict(np.asarray(data.val_x[i:i + C.PREDICT_BATCH], np.float32)))
+                              for i in range(0, len(data.val_x), C.PREDICT_BATCH)])
     hz, _ = encoding.decode(outputs)
     cents = cents_errors(data.val_hz, hz)
     return {"val_loss": encoding.loss(outputs, encoding.encode(data.val_hz)),
@@ -278,7 +281,30 @@ def _plan(cfg: Config, variant: str, primary: bool, n_train: int) -> dict:
 
 
 def train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, devices) -> dict:
-    """Train one model into out_dir (model.keras, model.json, history.csv); returns its metadata."""
+    """Train one model into out_dir (model.keras, model.json, history.csv); returns its metadata.
+
+    Under MultiWorkerMirroredStrategy only the chief (worker 0) writes out_dir; the other workers
+    write the same files to a temporary folder, deleted at the end (saving is collective), and no
+    worker resumes: a run that resumed on some workers only would fall out of step."""
+    strategy = devices[0]
+    if _is_chief(strategy):
+        return _train_variant(cfg, plan, out_dir, data, devices)
+    scratch = Path(tempfile.mkdtemp(prefix="pipeline-worker-"))
+    try:
+        return _train_variant(cfg, plan, scratch, data, devices)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _is_chief(strategy) -> bool:
+    if not _multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
+
+
+def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, devices) -> dict:
     import keras  # noqa: PLC0415
 
     strategy, mixed, n_gpus = devices
@@ -288,7 +314,7 @@ def train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, de
     run = _Run(out_dir / CHECKPOINT_DIR, _fingerprint(cfg, plan, data))
     keras.utils.set_random_seed(cfg.train.seed)
     with strategy.scope():
-        network = run.resume()
+        network = run.resume() if not _multi_worker(strategy) else None
         if network is None:
             run.reset()
             network = _network(cfg, plan, encoding, data)
@@ -301,11 +327,52 @@ def train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, de
         batches = epoch_batches(len(data.train_x), plan["batch"], cfg.train.seed, first, plan["epochs"])
         dataset = make_dataset(data.train_x, data.train_hz, encoding, batches)
         callback = _epoch_callback(cfg, run, data, encoding, plan, out_dir / HISTORY_FILE, variant)
-        network.fit(dataset, epochs=plan["epochs"], initial_epoch=first, steps_per_epoch=plan["steps"],
-                    callbacks=[callback], verbose=0, shuffle=False)
+        if _multi_worker(strategy):
+            _fit_multi_worker(network, strategy, dataset, plan, first, callback)
+        else:
+            network.fit(dataset, epochs=plan["epochs"], initial_epoch=first, steps_per_epoch=plan["steps"],
+                        callbacks=[callback], verbose=0, shuffle=False)
     meta = _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus)
     _write_final(cfg, plan, encoding, data, run, out_dir, meta)
     return meta
+
+
+def _multi_worker(strategy) -> bool:
+    import tensorflow as tf  # noqa: PLC0415
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _fit_multi_worker(network, strategy, dataset, plan: dict, first: int, callback) -> None:
+    """The epochs of `fit`, by hand, under MultiWorkerMirroredStrategy: Keras 3's fit fails there
+    (it averages its logged scalars along an axis they lack: keras-team/keras#20585). Each replica
+    takes its slice of the global batch; the loss is scaled so that the optimizer's all-reduced
+    gradient sum is the global batch's mean gradient, as in fit."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    loss_fn, optimizer, replicas = network.loss, network.optimizer, strategy.num_replicas_in_sync
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, network(x, training=True)) / replicas
+            scaled = optimizer.scale_loss(loss)  # mixed precision's loss scale (identity otherwise)
+        optimizer.apply_gradients(zip(tape.gradient(scaled, network.trainable_variables),
+                                      network.trainable_variables))
+        return loss
+
+    @tf.function
+    def step(iterator):
+        return strategy.reduce("SUM", strategy.run(replica_step, args=next(iterator)), axis=None)
+
+    batches = iter(strategy.experimental_distribute_dataset(dataset))
+    network.stop_training = False
+    callback.set_model(network)
+    for epoch in range(first, plan["epochs"]):
+        callback.on_epoch_begin(epoch)
+        losses = [float(step(batches)) for _ in range(plan["steps"])]
+        callback.on_epoch_end(epoch, {"loss": float(np.mean(losses))})
+        if network.stop_training:
+            break
 
 
 def _network(cfg: Config, plan: dict, encoding, data: TrainingData):

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 import shutil
 
 import numpy as np
@@ -115,3 +116,47 @@ def test_cosine_schedule_starts_at_the_rate_and_decays(few_clips):
     rates = [learning_rate(few_clips, e, 10) for e in range(10)]
     assert rates[0] == pytest.approx(few_clips.train.learning_rate)
     assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] > 0
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_under_tf_config_train_in_step_and_only_the_chief_writes(few_clips, tmp_path):
+    """MultiWorkerMirroredStrategy on loopback: two `pipeline train` processes, as on two machines."""
+    import subprocess
+    import sys
+
+    from pipeline.config import to_toml
+    from tests.conftest import REPO
+
+    cfg = dataclasses.replace(with_sections(few_clips, {"train": {"epochs": 2, "compare_reference": False}}),
+                              root=str(tmp_path))
+    shutil.copytree(few_clips.data_dir, cfg.data_dir)
+    config = tmp_path / "mw.toml"
+    config.write_text(to_toml(cfg))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(scratch), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        workers.append(subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(config)],
+                                        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    epochs = [[line.split("samples/s")[0].rsplit(None, 1)[0] for line in out.splitlines() if "] epoch" in line]
+              for out, _ in outputs]
+    assert len(epochs[0]) == 2 and epochs[0] == epochs[1]  # same losses and validation: weights in step
+    predictor = Predictor.load(cfg.model_dir / "model.keras")  # written once, by worker 0
+    assert predictor.metadata["training"]["epochs_run"] == 2
+    assert not list(scratch.iterdir())  # worker 1's private copy is gone
