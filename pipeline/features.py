@@ -163,41 +163,55 @@ def _workers(cfg: Config) -> int:
 
 
 def _write_split(cfg: Config, rows: pd.DataFrame, path: Path, split: str) -> None:
-    """Fill a temporary .npy beside `path` shard by shard, then rename it into place.
+    """Write a temporary .npy beside `path` shard by shard, then rename it into place.
 
-    A shard is `features.batch_size` consecutive rows of the split; each writes its own rows of
-    the memory map, so memory stays at a few shards. Locally, threads suffice for the
-    parallelism (libsndfile and the FFTs release the GIL); with data.scheduler the shards run on
-    the Dask cluster, and since every clip's spectrogram depends on that clip alone, the file is
-    byte-identical either way.
+    A shard is `features.batch_size` consecutive rows of the split. Locally, threads suffice for
+    the parallelism (libsndfile and the FFTs release the GIL); with data.scheduler the shards
+    run on the Dask cluster, and since every clip's spectrogram depends on that clip alone, the
+    file is byte-identical either way. Each shard's rows are written at their offset in the
+    file as they come, in any order; no memory map, so the process's memory (RSS included)
+    stays at a few shards whatever the size of the dataset.
     """
-    shape = (len(rows), *C.SPEC_SHAPE)
-    with atomic_path(path) as tmp:
-        if len(rows) == 0:
-            np.save(tmp, np.zeros(shape, dtype=cfg.features.dtype))
-            return
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=cfg.features.dtype, shape=shape)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        writer = _RowWriter(fh, np.dtype(cfg.features.dtype), (len(rows), *C.SPEC_SHAPE))
         starts = range(0, len(rows), cfg.features.batch_size)
         if cfg.data.scheduler:
-            _fill_on_cluster(cfg, rows, out, starts, split)
+            _fill_on_cluster(cfg, rows, writer, starts, split)
         else:
-            _fill_locally(cfg, rows, out, starts)
-        out.flush()
-        del out
+            _fill_locally(cfg, rows, writer, starts)
 
 
-def _fill_locally(cfg: Config, rows: pd.DataFrame, out: np.ndarray, starts: range) -> None:
+class _RowWriter:
+    """An .npy file (the header np.save writes) whose row blocks are written at their offsets."""
+
+    def __init__(self, fh, dtype: np.dtype, shape: tuple[int, ...]):
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                  "fortran_order": False, "shape": shape})
+        fh.flush()
+        self.fd, self.dtype, self.offset = fh.fileno(), dtype, fh.tell()
+        self.row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+        os.ftruncate(self.fd, self.offset + shape[0] * self.row_bytes)
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(rows, dtype=self.dtype)).cast("B")
+        position = self.offset + start * self.row_bytes
+        while data:
+            written = os.pwrite(self.fd, data, position)
+            data, position = data[written:], position + written
+
+
+def _fill_locally(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts: range) -> None:
     size = cfg.features.batch_size
 
     def fill(start: int) -> None:
         clips = _read_clips(cfg, rows.iloc[start:start + size])
-        spectrogram(clips, cfg.features.scaling, out=out[start:start + len(clips)])
+        writer.write(start, spectrogram(clips, cfg.features.scaling))
 
     with ThreadPoolExecutor(max_workers=_workers(cfg)) as pool:
         list(pool.map(fill, starts))
 
 
-def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, out: np.ndarray, starts: range, split: str) -> None:
+def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts: range, split: str) -> None:
     """Send each shard's WAV bytes to the cluster, write the spectrograms that come back."""
     from pipeline.cluster import run_on_cluster
 
@@ -208,11 +222,8 @@ def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, out: np.ndarray, starts: r
         names = paths[start:start + size]
         return names, [(cfg.data_dir / name).read_bytes() for name in names], cfg.features.scaling, cfg.features.dtype
 
-    def write(start: int, features: np.ndarray) -> None:
-        out[start:start + len(features)] = features
-
     jobs = [(f"features-{tag}-{split}-{start}", start, lambda start=start: wavs(start)) for start in starts]
-    run_on_cluster(cfg.data.scheduler, featurize_wavs, jobs, write,
+    run_on_cluster(cfg.data.scheduler, featurize_wavs, jobs, writer.write,
                    "check the workers' logs (they need this package and soundfile)", CLUSTER_SHARDS_IN_FLIGHT)
 
 
