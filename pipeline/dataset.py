@@ -18,6 +18,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -481,11 +482,32 @@ def load_manifest(cfg: Config) -> pd.DataFrame:
 
 
 def read_clip(path: str | Path, data: bytes | None = None) -> np.ndarray:
-    """One dataset clip as float32 in [-1, 1], from its file or from its WAV bytes (`data`)."""
+    """One dataset clip as float32 in [-1, 1], from its file or from its WAV bytes (`data`).
+
+    A clip this package wrote (the canonical 44-byte header of `wav_bytes`) is decoded with
+    numpy, a seventh of libsndfile's cost per clip and the same values (int16 / 32768, exact);
+    anything else goes through soundfile."""
+    if data is None:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise PipelineError(f"cannot read audio {path} ({exc}); rebuild the dataset with make data") from None
+    if data[:44] == _canonical_header() and len(data) == 44 + 2 * C.CLIP_SAMPLES:
+        return np.frombuffer(data, dtype="<i2", offset=44).astype(np.float32) / np.float32(32768)
+    return _read_clip_soundfile(path, data)
+
+
+@lru_cache(maxsize=1)
+def _canonical_header() -> bytes:
+    return post.wav_bytes(np.zeros(C.CLIP_SAMPLES, dtype=np.int16))[:44]
+
+
+def _read_clip_soundfile(path: str | Path, data: bytes) -> np.ndarray:
     import soundfile as sf
 
     try:
-        audio, rate = sf.read(io.BytesIO(data) if data is not None else str(path), dtype="float32")
+        audio, rate = sf.read(io.BytesIO(data), dtype="float32")
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise PipelineError(f"cannot read audio {path} ({exc}); rebuild the dataset with make data") from None
     if rate != C.SAMPLE_RATE or audio.ndim != 1 or len(audio) != C.CLIP_SAMPLES:

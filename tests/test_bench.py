@@ -31,6 +31,7 @@ def test_quick_bench_writes_results(tmp_path):
 
     features = results["features"]
     assert features["allclose"] is True and features["speedup"] > 0
+    assert features["file_to_file"]["identical_files"] is True and features["file_to_file"]["speedup"] > 0
 
     cpu = results["training"]["models"]["default"]["cpu"]
     assert cpu["samples_per_second"] > 0 and cpu["steps_timed"] >= 1

@@ -156,3 +156,16 @@ def test_augmentation_is_recorded_per_clip(tmp_path):
     assert manifest["augment"].str.contains("reverb").all()
     assert manifest["augment"].str.contains("tremolo").all()
     assert manifest["snr_db"].between(cfg.augment.snr_db_min, cfg.augment.snr_db_max).all()
+
+
+def test_read_clip_decodes_our_wavs_exactly_as_libsndfile(tiny_dataset):
+    import soundfile as sf
+
+    from pipeline.dataset import _read_clip_soundfile
+
+    manifest = load_manifest(tiny_dataset)
+    for rel in manifest["path"][:40]:
+        path = tiny_dataset.data_dir / rel
+        fast = read_clip(path)
+        assert fast.dtype == np.float32 and np.array_equal(fast, sf.read(str(path), dtype="float32")[0])
+        assert np.array_equal(fast, _read_clip_soundfile(path, path.read_bytes()))

@@ -130,3 +130,10 @@ def test_features_of_an_older_dataset_are_refused(featured, tmp_path):
     manifest.write_text(manifest.read_text().replace("train", "val", 1))
     with pytest.raises(PipelineError, match="older dataset.*make features"):
         load_split(cfg, "train")
+
+
+def test_the_window_is_scipys_hann_to_the_bit():
+    from pipeline.features import _window
+
+    window, _ = _window()
+    assert np.array_equal(window, scipy.signal.get_window("hann", C.WINDOW_LENGTH).astype(np.float32))
