@@ -392,9 +392,6 @@ def _clean_leftovers(cfg: Config, keep_files: set[str], keep_shards: set[str]) -
 
 def build_dataset(cfg: Config) -> pd.DataFrame:
     """Build (or bring up to date) data/NAME: clips, manifest.csv and dataset.json."""
-    import pandas as pd
-    from tqdm import tqdm
-
     from pipeline.rendering import require_sox, uses_sox
 
     started = time.perf_counter()
@@ -410,6 +407,9 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
     with _local_pool(cfg, todo) as pending:
         if todo:  # a clear error before any progress; the workers start meanwhile
             _check_programs(cfg, notes)
+        import pandas as pd  # imported here, a third of a second, while the workers start
+        from tqdm import tqdm
+
         with tqdm(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo,
                   mininterval=1.0) as progress:
             _run_shards(cfg, todo, progress, pending)
