@@ -245,9 +245,10 @@ def validate(network, data: TrainingData, encoding) -> dict:
     """Validation loss and cents errors from one pass over the validation split."""
     if len(data.val_x) == 0:
         return {}
-    # under a multi-worker strategy predict_on_batch gathers every worker's outputs: call the model
-    predict = network.predict_on_batch if not _multi_worker(network.distribute_strategy) else \
-        (lambda x: network(x, training=False))
+    # with several replicas (GPUs or workers) predict_on_batch returns every replica's outputs
+    # concatenated (twice the rows with two): call the model directly there
+    several = network.distribute_strategy.num_replicas_in_sync > 1
+    predict = (lambda x: network(x, training=False)) if several else network.predict_on_batch
     outputs = np.concatenate([np.asarray(predict(np.asarray(data.val_x[i:i + C.PREDICT_BATCH], np.float32)))
                               for i in range(0, len(data.val_x), C.PREDICT_BATCH)])
     hz, _ = encoding.decode(outputs)
@@ -346,15 +347,16 @@ def _multi_worker(strategy) -> bool:
 def _fit_multi_worker(network, strategy, dataset, plan: dict, first: int, callback) -> None:
     """The epochs of `fit`, by hand, under MultiWorkerMirroredStrategy: Keras 3's fit fails there
     (it averages its logged scalars along an axis they lack: keras-team/keras#20585). Each replica
-    takes its slice of the global batch; the loss is scaled so that the optimizer's all-reduced
-    gradient sum is the global batch's mean gradient, as in fit."""
+    takes its slice of the global batch; Keras' loss divides a replica's mean by the number of
+    replicas under tf.distribute, so the optimizer's all-reduced gradient sum is the global
+    batch's mean gradient and the summed losses its mean loss, as in fit."""
     import tensorflow as tf  # noqa: PLC0415
 
-    loss_fn, optimizer, replicas = network.loss, network.optimizer, strategy.num_replicas_in_sync
+    loss_fn, optimizer = network.loss, network.optimizer
 
     def replica_step(x, y):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, network(x, training=True)) / replicas
+            loss = loss_fn(y, network(x, training=True))
             scaled = optimizer.scale_loss(loss)  # mixed precision's loss scale (identity otherwise)
         optimizer.apply_gradients(zip(tape.gradient(scaled, network.trainable_variables),
                                       network.trainable_variables))

@@ -2,6 +2,8 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -130,33 +132,83 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_two_workers_under_tf_config_train_in_step_and_only_the_chief_writes(few_clips, tmp_path):
-    """MultiWorkerMirroredStrategy on loopback: two `pipeline train` processes, as on two machines."""
-    import subprocess
-    import sys
+def _epoch_scores(stdout: str) -> list[list[float]]:
+    """Loss, val_loss and the validation cents of each epoch line (not the speed)."""
+    rows = []
+    for line in stdout.splitlines():
+        if "] epoch" in line:
+            words = line.split("samples/s")[0].split()
+            rows.append([float(w.rstrip("%")) for w in words[3:-1] if w.rstrip("%").replace(".", "").isdigit()])
+    return rows
 
+
+@pytest.fixture(scope="module")
+def distributed_setup(few_clips, tmp_path_factory):
+    """A two-epoch config on a private copy of the few clips, and the single-device run's scores."""
     from pipeline.config import to_toml
+
+    root = tmp_path_factory.mktemp("distributed")
+    cfg = dataclasses.replace(with_sections(few_clips, {"train": {"epochs": 2, "compare_reference": False}}),
+                              root=str(root))
+    shutil.copytree(few_clips.data_dir, cfg.data_dir)
+    config = root / "two_epochs.toml"
+    config.write_text(to_toml(cfg))
+    shutil.copytree(cfg.data_dir, root / "single" / "data" / cfg.name)
+    single = _run_train([sys.executable, "-m", "pipeline", "train", "--config", str(config),
+                         "--set", f'root="{root / "single"}"'], {})
+    assert single.returncode == 0, single.stderr[-3000:]
+    return cfg, config, _epoch_scores(single.stdout)
+
+
+def _run_train(args: list[str], env: dict) -> subprocess.CompletedProcess:
     from tests.conftest import REPO
 
-    cfg = dataclasses.replace(with_sections(few_clips, {"train": {"epochs": 2, "compare_reference": False}}),
-                              root=str(tmp_path))
-    shutil.copytree(few_clips.data_dir, cfg.data_dir)
-    config = tmp_path / "mw.toml"
-    config.write_text(to_toml(cfg))
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    return subprocess.run(args, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_two_workers_under_tf_config_train_like_one_device_and_only_the_chief_writes(distributed_setup, tmp_path):
+    """MultiWorkerMirroredStrategy on loopback: two `pipeline train` processes, as on two machines.
+    Each takes half of every global batch; the losses and validation scores match one device's."""
+    from tests.conftest import REPO
+
+    cfg, config, single = distributed_setup
     hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     workers = []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(scratch), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
         workers.append(subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(config)],
                                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [w.communicate(timeout=300) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    epochs = [[line.split("samples/s")[0].rsplit(None, 1)[0] for line in out.splitlines() if "] epoch" in line]
-              for out, _ in outputs]
-    assert len(epochs[0]) == 2 and epochs[0] == epochs[1]  # same losses and validation: weights in step
+    scores = [_epoch_scores(out) for out, _ in outputs]
+    assert len(scores[0]) == 2 and scores[0] == scores[1]  # the workers stay in step
+    np.testing.assert_allclose(scores[0], single, rtol=2e-3)  # and train as one device does
     predictor = Predictor.load(cfg.model_dir / "model.keras")  # written once, by worker 0
     assert predictor.metadata["training"]["epochs_run"] == 2
-    assert not list(scratch.iterdir())  # worker 1's private copy is gone
+    assert not list(tmp_path.iterdir())  # worker 1's private copy is gone
+
+
+MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pipeline import training
+from pipeline.config import load_config
+cfg = load_config(sys.argv[1])
+data = training.TrainingData.load(cfg)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+plan = training._plan(cfg, cfg.model.variant, primary=True, n_train=len(data.train_x))
+training.train_variant(cfg, plan, cfg.model_dir, data, (strategy, False, 0))
+"""
+
+
+def test_mirrored_strategy_over_two_devices_trains_like_one(distributed_setup):
+    """The several-GPU path (MirroredStrategy and Keras fit), on two logical CPU devices."""
+    cfg, config, single = distributed_setup
+    run = _run_train([sys.executable, "-c", MIRRORED, str(config)], {})
+    assert run.returncode == 0, run.stderr[-3000:]
+    np.testing.assert_allclose(_epoch_scores(run.stdout), single, rtol=2e-3)
+    assert (cfg.model_dir / "model.keras").is_file()
