@@ -11,11 +11,11 @@ Scaling, applied to scipy's magnitude spectrogram (mode="magnitude", scaling="de
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-import contextlib
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from multiprocessing import get_context
@@ -81,22 +81,26 @@ def _spectrogram_into(clips: np.ndarray, scaling: str, out: np.ndarray) -> None:
 
 @lru_cache(maxsize=1)
 def _window() -> tuple[np.ndarray, np.float32]:
-    """scipy's periodic Hann window and density scale, as the float32 values its complex64 path uses.
+    """scipy's window and density scale, as the float32 values its complex64 path uses."""
+    window = (_periodic_hann() if C.WINDOW == "hann" else _scipy_window()).astype(np.complex64)
+    density = np.sqrt(1.0 / (C.SAMPLE_RATE * (window * window).sum()))
+    return window.real.copy(), np.float32(density.real)
 
-    The window is computed the way scipy.signal.windows.general_cosine does (a test checks the
-    bits against scipy.signal.get_window): importing scipy.signal costs each worker a second."""
-    if C.WINDOW != "hann":
-        import scipy.signal  # noqa: PLC0415
 
-        window = scipy.signal.get_window(C.WINDOW, C.WINDOW_LENGTH).astype(np.complex64)
-        return window.real.copy(), np.float32(np.sqrt(1.0 / (C.SAMPLE_RATE * (window * window).sum())).real)
+def _periodic_hann() -> np.ndarray:
+    """scipy.signal.get_window("hann", 256), computed as scipy's general_cosine does (a test
+    checks the bits): importing scipy.signal would cost each worker a second."""
     fac = np.linspace(-np.pi, np.pi, C.WINDOW_LENGTH + 1)
     hann = np.zeros(C.WINDOW_LENGTH + 1)
     for k, a in enumerate((0.5, 0.5)):
         hann += a * np.cos(k * fac)
-    window = hann[:-1].astype(np.complex64)
-    density = np.sqrt(1.0 / (C.SAMPLE_RATE * (window * window).sum()))
-    return window.real.copy(), np.float32(density.real)
+    return hann[:-1]
+
+
+def _scipy_window() -> np.ndarray:
+    import scipy.signal  # noqa: PLC0415
+
+    return scipy.signal.get_window(C.WINDOW, C.WINDOW_LENGTH)
 
 
 def _scale_into(magnitude: np.ndarray, scaling: str, out: np.ndarray) -> None:
@@ -179,7 +183,7 @@ def _workers(cfg: Config) -> int:
 def _local_pool(cfg: Config):
     """Worker processes for the shards (None: one worker, or a Dask cluster). Processes, not
     threads: the numpy glue around the FFTs holds the GIL often enough that two threads reach
-    only 1.5x one; two processes reach 2x."""
+    only 1.5x one; two processes reach about 2x."""
     if cfg.data.scheduler or _workers(cfg) <= 1:
         yield None
         return
