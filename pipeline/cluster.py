@@ -58,12 +58,13 @@ def run_on_cluster(address: str, func: Callable, jobs: list[tuple[str, object, C
         queue = iter(jobs)
         futures: dict = {}
 
-        def submit(count: int) -> None:
-            for key, item, make_args in itertools.islice(queue, count):
-                futures[client.submit(func, *make_args(), key=key, pure=False, retries=SHARD_RETRIES)] = item
+        def submit(count: int) -> list:
+            new = [(client.submit(func, *make_args(), key=key, pure=False, retries=SHARD_RETRIES), item)
+                   for key, item, make_args in itertools.islice(queue, count)]
+            futures.update(new)
+            return [future for future, _ in new]
 
-        submit(max_in_flight or len(jobs))
-        running = as_completed(list(futures))
+        running = as_completed(submit(max_in_flight or len(jobs)))
         for future in running:
             item = futures.pop(future)
             try:
@@ -76,8 +77,6 @@ def run_on_cluster(address: str, func: Callable, jobs: list[tuple[str, object, C
             future.release()
             on_done(item, result)
             if max_in_flight:
-                before = set(futures)
-                submit(1)
-                running.update([f for f in futures if f not in before])
+                running.update(submit(1))
     finally:
         client.close()

@@ -10,6 +10,8 @@ CLIP_SECONDS = 0.330
 CLIP_SAMPLES = round(SAMPLE_RATE * CLIP_SECONDS)  # 5,280
 SAMPLE_WIDTH_BITS = 16
 PEAK_NORMALIZE_DBFS = -1.0      # every clip is scaled so its peak sits here
+PEAK_NORMALIZE_LINEAR = 10.0 ** (PEAK_NORMALIZE_DBFS / 20.0)
+SILENCE_DB = -200.0             # the level reported for digital silence (where log10(0) would be)
 FLUID_BLOCK = 64                # FluidSynth renders in blocks of 64 samples
 
 SEGMENTS = ("attack", "sustain", "decay")

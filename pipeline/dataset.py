@@ -312,10 +312,24 @@ def check_splits(cfg: Config) -> None:
 
 
 # --- the build -----------------------------------------------------------------------
-def _workers(cfg: Config) -> int:
+def worker_count(cfg: Config) -> int:
+    """data.workers, or every core this process may use (0 = every core)."""
     if cfg.data.workers:
         return cfg.data.workers
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def spawn_pool(workers: int):
+    """Worker processes started with spawn, never fork: a child forked after FluidSynth ran in
+    the parent can hang in sfload (a library lock copied while held), so scripts that build
+    need the usual `if __name__ == "__main__":` guard. On leaving, queued work is cancelled and
+    the workers finish exiting in the background."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _shard_record(cfg: Config, key: str) -> Path:
@@ -335,16 +349,12 @@ def _local_pool(cfg: Config, todo: list[ShardTask]):
     """Start the worker processes and hand them every shard now, so that their start-up (imports,
     soundfont load) overlaps the parent's checks; yields {future: task}, or None when the shards
     run serially or on a cluster."""
-    workers = min(_workers(cfg), len(todo))
+    workers = min(worker_count(cfg), len(todo))
     if cfg.data.scheduler or workers <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
-    try:
+    with spawn_pool(workers) as pool:
         yield {pool.submit(render_shard, task): task for task in todo}
-    finally:
-        # every record is written (or the build failed): workers may finish exiting in the background
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_shards(cfg: Config, todo: list[ShardTask], progress, pending: dict | None) -> None:
@@ -371,13 +381,6 @@ def _run_shards(cfg: Config, todo: list[ShardTask], progress, pending: dict | No
         for task in todo:
             _write_record(cfg, task.key, render_shard(task))
             progress.update(len(task.notes))
-
-
-def _mp_context():
-    """spawn, never fork: a child forked after FluidSynth ran in the parent can hang in sfload
-    (a library lock copied while held). Scripts that call build_dataset need the usual
-    `if __name__ == "__main__":` guard."""
-    return get_context("spawn")
 
 
 def _clean_leftovers(cfg: Config, keep_files: set[str], keep_shards: set[str]) -> None:
@@ -421,12 +424,12 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
     rendered = sum(len(t.notes) for t in todo)
     dropped = rows["drop_reason"].value_counts().sort_index().to_dict()
     made = int(rows.loc[rows["file"].isin(_rendered_files(todo)), "drop_reason"].isna().sum()) if todo else 0
-    speed = f"{made / seconds:.0f} clips/s ({rendered / seconds:.0f} notes/s) on {_workers(cfg)} workers" \
+    speed = f"{made / seconds:.0f} clips/s ({rendered / seconds:.0f} notes/s) on {worker_count(cfg)} workers" \
         if rendered else "nothing to render, all up to date"
     print(f"dataset {cfg.name}: {len(manifest)} clips from {len(notes)} notes in {seconds:.1f} s, {speed}; "
           f"gate dropped {sum(dropped.values())} ({', '.join(f'{k} {v}' for k, v in dropped.items()) or 'none'})")
     write_json(cfg.data_dir / "build.json", {"seconds": round(seconds, 3), "notes_rendered": rendered,
-                                             "workers": _workers(cfg), "clips": len(manifest)})
+                                             "workers": worker_count(cfg), "clips": len(manifest)})
     return manifest
 
 

@@ -267,8 +267,6 @@ def model_estimator(model_path: str | Path) -> Estimator:
     def estimate(paths: Sequence[str]):
         from pipeline import prediction
 
-        if not hasattr(prediction, "summarize_files"):
-            raise PipelineError("pipeline.prediction has no summarize_files(); update the package")
         return prediction.summarize_files(list(paths), model_path, with_errors=True)
 
     return estimate
@@ -315,11 +313,12 @@ def _with_label_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def evaluate_folder_cli(args, estimate: Estimator | None = None) -> int:
     """`pipeline evaluate AUDIO_DIR [--model M] [--labels CSV] [--output DIR]`: 0 if every file worked."""
+    from pipeline.prediction import default_model_path
     from pipeline.reporting import print_summary, write_folder_evaluation
 
     audio_dir = Path(args.audio_dir)
     labels = labels_from_csv(args.labels, audio_dir) if args.labels else labels_from_names(audio_dir)
-    model_path = Path(args.model) if args.model else Path(C.MODEL_ROOT) / "default" / C.MODEL_FILE
+    model_path = Path(args.model) if args.model else default_model_path()
     estimate = estimate or model_estimator(model_path)
     frame, problems = evaluate_folder(labels, estimate)
     for message in problems:

@@ -16,9 +16,7 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,7 +159,8 @@ def build_features(cfg: Config) -> dict:
     with _local_pool(cfg) as pool, contextlib.ExitStack() as files:  # files are renamed into place last
         for split in C.SPLITS:
             rows = frame[frame["split"] == split]
-            pending += _start_split(cfg, rows, files.enter_context(_split_file(split_path(cfg, split))), split, pool)
+            file = files.enter_context(_split_file(split_path(cfg, split)))
+            pending += _start_split(cfg, rows, file, f"features-{_stamp_key(stamp)}-{split}", pool)
             counts[split] = len(rows)
         for future in pending:  # every split's shards share the workers: no wait between splits
             future.result()
@@ -175,23 +174,18 @@ def build_features(cfg: Config) -> dict:
     return done
 
 
-def _workers(cfg: Config) -> int:
-    return cfg.data.workers or os.cpu_count() or 1
-
-
 @contextlib.contextmanager
 def _local_pool(cfg: Config):
     """Worker processes for the shards (None: one worker, or a Dask cluster). Processes, not
     threads: the numpy glue around the FFTs holds the GIL often enough that two threads reach
     only 1.5x one; two processes reach about 2x."""
-    if cfg.data.scheduler or _workers(cfg) <= 1:
+    from pipeline.dataset import spawn_pool, worker_count
+
+    if cfg.data.scheduler or worker_count(cfg) <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=_workers(cfg), mp_context=get_context("spawn"))
-    try:
+    with spawn_pool(worker_count(cfg)) as pool:
         yield pool
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -201,7 +195,7 @@ def _split_file(path: Path):
         yield tmp, fh
 
 
-def _start_split(cfg: Config, rows: pd.DataFrame, file: tuple, split: str, pool) -> list:
+def _start_split(cfg: Config, rows: pd.DataFrame, file: tuple, key: str, pool) -> list:
     """Write one split's .npy shard by shard; returns the futures of the shards still running.
 
     A shard is `features.batch_size` consecutive rows of the split. Each worker reads its
@@ -210,12 +204,13 @@ def _start_split(cfg: Config, rows: pd.DataFrame, file: tuple, split: str, pool)
     memory (RSS included) stays at a few shards whatever the size of the dataset. With
     data.scheduler the shards run on the Dask cluster and the client writes what comes back;
     every clip's spectrogram depends on that clip alone, so the file is byte-identical either way.
+    `key` names the split's shards on the cluster.
     """
     tmp, fh = file
     writer = _RowWriter(fh, np.dtype(cfg.features.dtype), (len(rows), *C.SPEC_SHAPE))
     starts = range(0, len(rows), cfg.features.batch_size)
     if cfg.data.scheduler:
-        _fill_on_cluster(cfg, rows, writer, starts, split)
+        _fill_on_cluster(cfg, rows, writer, starts, key)
         return []
     size, paths = cfg.features.batch_size, [str(cfg.data_dir / p) for p in rows["path"]]
     jobs = [(paths[start:start + size], cfg.features.scaling, cfg.features.dtype, str(tmp), writer.position(start))
@@ -254,9 +249,7 @@ def _pwrite_all(fd: int, rows: np.ndarray, position: int) -> None:
 
 def featurize_files_into(paths: list[str], scaling: str, dtype: str, npy_path: str, position: int) -> None:
     """A local worker's shard: read the clips, write their spectrograms at `position` of the file."""
-    from pipeline.dataset import read_clip
-
-    rows = spectrogram(np.stack([read_clip(p) for p in paths]), scaling).astype(dtype, copy=False)
+    rows = featurize(paths, scaling, dtype)
     fd = os.open(npy_path, os.O_WRONLY)
     try:
         _pwrite_all(fd, rows, position)
@@ -264,36 +257,37 @@ def featurize_files_into(paths: list[str], scaling: str, dtype: str, npy_path: s
         os.close(fd)
 
 
-def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts: range, split: str) -> None:
+def featurize(names: list[str], scaling: str, dtype: str, wavs: list[bytes] | None = None) -> np.ndarray:
+    """A shard's (N, 513, 90) spectrograms in the stored dtype, from the clip files, or from
+    their WAV bytes (`wavs`, what a cluster worker gets)."""
+    from pipeline.dataset import read_clip
+
+    clips = np.stack([read_clip(name, data) for name, data in zip(names, wavs or [None] * len(names))])
+    return spectrogram(clips, scaling).astype(dtype, copy=False)
+
+
+def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts: range, key: str) -> None:
     """Send each shard's WAV bytes to the cluster, write the spectrograms that come back."""
     from pipeline.cluster import run_on_cluster
 
     size, paths = cfg.features.batch_size, list(rows["path"])
-    tag = _stamp_key(cfg)
 
-    def wavs(start: int) -> tuple:
+    def job_args(start: int) -> tuple:
         names = paths[start:start + size]
-        return names, [(cfg.data_dir / name).read_bytes() for name in names], cfg.features.scaling, cfg.features.dtype
+        wavs = [(cfg.data_dir / name).read_bytes() for name in names]
+        return names, cfg.features.scaling, cfg.features.dtype, wavs
 
-    jobs = [(f"features-{tag}-{split}-{start}", start, lambda start=start: wavs(start)) for start in starts]
-    run_on_cluster(cfg.data.scheduler, featurize_wavs, jobs, writer.write,
+    jobs = [(f"{key}-{start}", start, lambda start=start: job_args(start)) for start in starts]
+    run_on_cluster(cfg.data.scheduler, featurize, jobs, writer.write,
                    "check the workers' logs (they need this package and soundfile)", CLUSTER_SHARDS_IN_FLIGHT)
 
 
 CLUSTER_SHARDS_IN_FLIGHT = 8  # bounds the client's memory: inputs and results of 8 shards at most
 
 
-def featurize_wavs(names: list[str], wavs: list[bytes], scaling: str, dtype: str) -> np.ndarray:
-    """A cluster worker's shard: WAV bytes -> (N, 513, 90) spectrograms in the stored dtype."""
-    from pipeline.dataset import read_clip
-
-    clips = np.stack([read_clip(name, data) for name, data in zip(names, wavs)])
-    return spectrogram(clips, scaling).astype(dtype, copy=False)
-
-
-def _stamp_key(cfg: Config) -> str:
+def _stamp_key(stamp: dict) -> str:
     """A short name for this build's inputs: keeps two builds' task keys apart on one scheduler."""
-    return hashlib.sha256(json.dumps(_stamp(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # --- reading the outputs ------------------------------------------------------------------

@@ -32,7 +32,6 @@ GAP_SECONDS = 0.1       # silence between notes in a batch: far longer than the 
 RESAMPLERS = ("soxr", "sox")
 ONSET_THRESHOLD = 0.01  # onset = first sample above 1% of the note's peak
 ONSET_SEARCH_SECONDS = 0.05
-SILENCE_DB = -200.0     # what log10(0) reports in the manifest
 
 
 
@@ -155,7 +154,7 @@ def level_dbfs(clip: np.ndarray) -> tuple[float, float]:
     """(peak, RMS) in dBFS of a float clip (full scale = 1.0)."""
     peak = float(np.max(np.abs(clip)))
     rms = float(np.sqrt(np.mean(np.square(clip, dtype=np.float64))))
-    to_db = lambda v: round(20 * np.log10(v), 3) if v > 0 else SILENCE_DB  # noqa: E731
+    to_db = lambda v: round(20 * np.log10(v), 3) if v > 0 else C.SILENCE_DB  # noqa: E731
     return to_db(peak), to_db(rms)
 
 
@@ -204,7 +203,7 @@ def to_pcm16(clip: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(clip)))
     if peak == 0.0:
         return np.zeros(len(clip), dtype=np.int16)
-    target = 10 ** (C.PEAK_NORMALIZE_DBFS / 20) * 32767
+    target = C.PEAK_NORMALIZE_LINEAR * 32767
     return np.round(clip.astype(np.float64) * (target / peak)).astype(np.int16)
 
 

@@ -57,11 +57,9 @@ import numpy as np
 from pipeline import constants as C
 from pipeline.artifacts import write_text
 from pipeline.errors import PipelineError, silenced_stderr
-from pipeline.rendering import hz_to_midi, note_name
+from pipeline.rendering import hz_to_midi, midi_to_hz, note_name
 
 FORMATS = "WAV, FLAC, MP3 and OGG"
-PEAK = 10.0 ** (C.PEAK_NORMALIZE_DBFS / 20.0)
-SILENCE_DB = -200.0                 # the level reported for digital silence
 
 
 # --- audio in ----------------------------------------------------------------------------
@@ -132,7 +130,7 @@ def frame_levels(padded: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """RMS in dBFS of the 5,280-sample windows starting at `starts` of the padded audio."""
     total = np.concatenate([[0.0], np.cumsum(np.square(padded, dtype=np.float64))])
     power = (total[starts + C.CLIP_SAMPLES] - total[starts]) / C.CLIP_SAMPLES
-    return 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DB / 10.0)))
+    return 10.0 * np.log10(np.maximum(power, 10.0 ** (C.SILENCE_DB / 10.0)))
 
 
 def energy_score(levels_db: np.ndarray) -> np.ndarray:
@@ -178,7 +176,7 @@ def periodicity_score(clips: np.ndarray) -> np.ndarray:
 def normalise_peaks(clips: np.ndarray) -> np.ndarray:
     """Scale each window (in place) to a -1 dBFS peak, as the training clips were; silence stays silent."""
     peaks = np.abs(clips).max(axis=1, keepdims=True)
-    clips *= np.where(peaks > 0, PEAK / np.maximum(peaks, np.finfo(np.float32).tiny), 1.0).astype(clips.dtype)
+    clips *= np.where(peaks > 0, C.PEAK_NORMALIZE_LINEAR / np.maximum(peaks, np.finfo(np.float32).tiny), 1.0).astype(clips.dtype)
     return clips
 
 
@@ -246,7 +244,7 @@ class Prediction:
         return self.loudest_dbfs <= C.ENERGY_FLOOR_DBFS
 
     def silence_note(self) -> str:
-        level = "digital silence" if self.loudest_dbfs <= SILENCE_DB else f"loudest frame {self.loudest_dbfs:.0f} dBFS RMS"
+        level = "digital silence" if self.loudest_dbfs <= C.SILENCE_DB else f"loudest frame {self.loudest_dbfs:.0f} dBFS RMS"
         return f"silent ({level}, at or below {C.ENERGY_FLOOR_DBFS:.0f} dBFS): every frame has confidence 0"
 
 
@@ -391,7 +389,7 @@ def summarize(frequency: np.ndarray, confidence: np.ndarray) -> Summary:
     used = usable & (confidence >= C.SUMMARY_FRAME_SHARE * best)
     midi_f0 = _weighted_median(hz_to_midi(frequency[used]), confidence[used])
     nearest = int(np.clip(round(midi_f0), C.MIDI_MIN, C.MIDI_MAX))
-    return Summary(float(C.A4_HZ * 2.0 ** ((midi_f0 - C.A4_MIDI) / 12.0)), nearest, note_name(nearest),
+    return Summary(float(midi_to_hz(midi_f0)), nearest, note_name(nearest),
                    100.0 * (midi_f0 - nearest), float(confidence[used].mean()), int(used.sum()))
 
 

@@ -212,8 +212,9 @@ class Renderer:
         fs = _import_fluidsynth()
         self._fs = fs
         self.soundfont = str(soundfont)
-        check_soundfont(Path(soundfont))
-        self.soundfont_sha256 = sha256 or soundfont_info(soundfont)["sha256"]
+        if sha256:
+            check_soundfont(Path(soundfont))
+        self.soundfont_sha256 = sha256 or soundfont_info(soundfont)["sha256"]  # which checks it too
         self.rate = C.RENDER_RATE
         self.effects = effects
         # the keeper synth owns the loaded soundfont; its settings are reused for every note

@@ -22,6 +22,7 @@ from pipeline import constants as C
 from pipeline.artifacts import atomic_path, write_json, write_text
 from pipeline.errors import PipelineError
 from pipeline.evaluation import GROUP_COLUMNS, METRICS, by_group, cents_error, summary
+from pipeline.rendering import midi_to_hz, note_name
 
 # file stem -> the predictions column each table groups by
 GROUPINGS = {"by_pitch": "midi", "by_instrument": "instrument", "by_segment": "segment",
@@ -90,8 +91,6 @@ def group_table(predictions: pd.DataFrame, estimators: list[Estimator], key: str
         table = by_group(_rows(predictions, est), key, estimate=est.column)
         table.insert(0, "estimator", est.name)
         if key == "midi":   # name the note and its equal-tempered frequency beside the number
-            from pipeline.rendering import midi_to_hz, note_name
-
             table.insert(2, "note", [note_name(int(m)) for m in table["midi"]])
             table.insert(3, "note_hz", np.round(midi_to_hz(table["midi"].to_numpy()), 2))
         parts.append(table)
@@ -143,8 +142,6 @@ def plot_by_pitch(by_pitch: pd.DataFrame, estimators: list[Estimator], path: Pat
 
 def _pitch_ticks(ax, midis: pd.Series) -> None:
     """Ticks at every C in range, labeled with the note and its frequency."""
-    from pipeline.rendering import midi_to_hz, note_name
-
     if midis.empty:
         return
     low, high = int(midis.min()), int(midis.max())

@@ -34,7 +34,6 @@ from pipeline.features import dataset_hash, load_split
 from pipeline.model import build_network, custom_layers, encoding_to_dict, make_encoding, sidecar_path
 
 CHECKPOINT_DIR = "checkpoints"
-MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 # best-model selection and early stopping watch this (lower is better): the loss, because
 # the mean error in cents swings with a handful of octave errors from epoch to epoch
@@ -414,8 +413,8 @@ def _write_final(cfg, plan, encoding, data, run, out_dir: Path, meta: dict) -> N
     if run.best.is_file():
         final.load_weights(run.best)
     write_history(out_dir / HISTORY_FILE, run.state["history"])
-    write_json(sidecar_path(out_dir / MODEL_FILE), meta)
-    with atomic_path(out_dir / MODEL_FILE) as tmp:
+    write_json(sidecar_path(out_dir / C.MODEL_FILE), meta)
+    with atomic_path(out_dir / C.MODEL_FILE) as tmp:
         keras.saving.save_model(final, tmp)
     shutil.rmtree(run.folder, ignore_errors=True)
 
