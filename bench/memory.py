@@ -1,4 +1,4 @@
-"""Peak memory (RSS of the whole process tree: workers and sox included) of `pipeline data`
+"""Peak memory (RSS of the whole process tree: workers included) of `pipeline data`
 and `pipeline features` at two dataset sizes; it should not grow with the dataset."""
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def run(ctx) -> dict:
         out["growth"] = {stage: grow(stage, "peak_tree_anon_mib") for stage in ("data", "features")}
         out["growth_rss"] = {stage: grow(stage, "peak_tree_rss_mib") for stage in ("data", "features")}
         out["clips_ratio"] = round(large["clips"] / small["clips"], 2)
-        # judged on anonymous memory (heap): file-backed pages (a memory-mapped output being
-        # written, shared libraries) are page cache the kernel reclaims at will
+        # judged on anonymous memory (heap): file-backed pages (shared libraries, files read) are
+        # page cache the kernel reclaims at will; RSS is reported beside it
         out["flat"] = all(g <= GROWTH_LIMIT for g in out["growth"].values())
     else:
         out["growth"], out["flat"] = None, None

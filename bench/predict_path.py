@@ -18,7 +18,6 @@ def predictor(quick: bool):
 
     from pipeline.config import load_config
     from pipeline.model import Predictor, build_network, encoding_to_dict, make_encoding
-    from pipeline.prediction import load_predictor  # noqa: F401 - imports TensorFlow as the CLI does
 
     cfg = load_config(REPO / "configs" / "default.toml")
     model_cfg = replace(cfg.model, width=0.05, dense_units=(16,)) if quick else cfg.model
@@ -47,13 +46,10 @@ def measure(audio: np.ndarray, folder: str, quick: bool, reps: int) -> dict:
         best = min(best, time.perf_counter() - start)
         frames = len(t)
     seconds = len(audio) / C.SAMPLE_RATE
-    summary_hop = getattr(C, "SUMMARY_HOP_SECONDS", None)
-    extra = {}
-    if summary_hop:  # `pipeline predict --summary`: a few windows per second
-        start = time.perf_counter()
-        predict_from_file(wav, model, hop=summary_hop)
-        extra = {"summary_hop_seconds": round(summary_hop, 4),
-                 "summary_x_realtime": round(seconds / (time.perf_counter() - start), 2)}
+    start = time.perf_counter()  # `pipeline predict --summary`: a few windows per second
+    predict_from_file(wav, model, hop=C.SUMMARY_HOP_SECONDS)
+    extra = {"summary_hop_seconds": round(C.SUMMARY_HOP_SECONDS, 4),
+             "summary_x_realtime": round(seconds / (time.perf_counter() - start), 2)}
     return {**extra, "predict_seconds": round(best, 4), "predict_x_realtime": round(seconds / best, 3),
             "predict_frames": frames, "predict_hop_seconds": C.PREDICT_HOP_SECONDS,
             "predict_model": {"variant": model_cfg.variant, "width": model_cfg.width,

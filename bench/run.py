@@ -105,6 +105,8 @@ def main(argv=None) -> int:
     args = parse(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TQDM_DISABLE", "1")
+    from pipeline.artifacts import write_text
+
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.json"
@@ -132,8 +134,8 @@ def main(argv=None) -> int:
     for name in SECTIONS:
         results.setdefault(name, None)
     results["summary"] = report.summary(results)
-    _write(results_path, json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
-    _write(out_dir / "results.md", report.markdown(results))
+    write_text(results_path, json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
+    write_text(out_dir / "results.md", report.markdown(results))
     print(report.markdown(results))
     failed = [row["benchmark"] for row in results["summary"] if row.get("check") is False]
     if failed:
@@ -147,12 +149,6 @@ def _previous(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -38,19 +38,13 @@ def models(ctx) -> dict:
     return out
 
 
-def _compile(network, variant: str, learning_rate: float) -> None:
-    import keras
-
-    loss = keras.losses.CategoricalCrossentropy() if variant == "bins" else keras.losses.MeanSquaredError()
-    network.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-
-
 def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: str | None = None) -> dict:
     """Train steps (`train_on_batch`, the compiled train step) on random batches, timed one by one."""
     import keras
 
     from pipeline import constants as C
     from pipeline.model import make_encoding
+    from pipeline.training import _compile
 
     rng = np.random.default_rng(0)
     variant = model_cfg.variant
@@ -62,7 +56,7 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
     with _placed(device):
         keras.utils.set_random_seed(0)
         network = _build(model_cfg, variant, encoding.n_outputs)
-        _compile(network, variant, cfg.train.learning_rate)
+        _compile(network, cfg, variant)  # as pipeline.training compiles it
         started = time.perf_counter()
         marks: list[float] = []
         for step in range(max_steps + 1):
@@ -118,7 +112,7 @@ def _build(model_cfg, variant, n_outputs):
     return build_network(model_cfg, variant, n_outputs, 0.0, 1.0)
 
 
-def run(ctx, gpu_only: bool = False) -> dict:
+def run(ctx) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -134,7 +128,7 @@ def run(ctx, gpu_only: bool = False) -> dict:
     for label, (cfg, model_cfg) in models(ctx).items():
         batch = 8 if ctx.quick else cfg.train.batch_size
         keras.mixed_precision.set_global_policy("float32")
-        cpu = None if gpu_only else measure(cfg, model_cfg, batch, max_steps, budget, "/CPU:0" if visible else None)
+        cpu = measure(cfg, model_cfg, batch, max_steps, budget, "/CPU:0" if visible else None)
         gpu = None
         if visible:  # as pipeline.training runs on a GPU: mixed precision when the config asks for it
             keras.mixed_precision.set_global_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
