@@ -17,11 +17,12 @@ PARAMS := $(DATA)/.params
 MODEL := models/$(NAME)
 REPORT := reports/$(NAME)
 
-CORE_SRC := pipeline/config.py pipeline/constants.py pipeline/artifacts.py
-DATA_SRC := $(CORE_SRC) pipeline/rendering.py pipeline/postprocessing.py pipeline/dataset.py
+# each stage's code: the modules it runs (docs/CONTRACTS.md has the layers)
+CORE_SRC := $(addprefix pipeline/,config.py constants.py errors.py artifacts.py pitch.py clips.py workers.py)
+DATA_SRC := $(CORE_SRC) $(addprefix pipeline/,instruments.py rendering.py postprocessing.py plan.py splits.py dataset.py)
 FEATURES_SRC := $(CORE_SRC) pipeline/features.py
 TRAIN_SRC := $(CORE_SRC) pipeline/model.py pipeline/training.py
-REPORT_SRC := $(CORE_SRC) pipeline/evaluation.py pipeline/reporting.py pipeline/baselines.py
+REPORT_SRC := $(CORE_SRC) $(addprefix pipeline/,evaluation.py reporting.py baselines.py)
 
 .DEFAULT_GOAL := all
 .PHONY: all help setup data features train report test bench clean clean-all FORCE
@@ -68,7 +69,8 @@ train: $(MODEL)/model.keras ## train the f0 regressor (models/NAME/)
 report: $(REPORT)/report.md ## errors by pitch, instrument, segment; baselines (reports/NAME/)
 
 # --- checks -----------------------------------------------------------------------------
-test: $(STAMPS)/venv ## set up, then run the test suite
+test: $(STAMPS)/venv ## set up, then lint (ruff) and run the test suite
+	$(PY) -m ruff check pipeline tests bench
 	$(PY) -m pytest -q tests
 
 bench: $(STAMPS)/venv ## speed benchmarks -> bench/results.json and bench/results.md

@@ -40,13 +40,14 @@ def _one_clip(clip: np.ndarray, scaling: str) -> np.ndarray:
     import scipy.signal
 
     from pipeline import constants as C
+    from pipeline.features import LOG_EPSILON
 
     _, _, mag = scipy.signal.spectrogram(clip, fs=C.SAMPLE_RATE, window=C.WINDOW, nperseg=C.WINDOW_LENGTH,
                                          noverlap=C.OVERLAP, nfft=C.N_FFT, mode="magnitude")
     if scaling == "log":
-        mag = np.log(mag + C.LOG_EPSILON)
+        mag = np.log(mag + LOG_EPSILON)
     elif scaling == "db":
-        mag = 20.0 * np.log10(mag + C.LOG_EPSILON)
+        mag = 20.0 * np.log10(mag + LOG_EPSILON)
     return mag
 
 
@@ -70,10 +71,10 @@ def naive_features(cfg) -> None:
     memory-mapped .npy."""
     import soundfile as sf
 
-    from pipeline.dataset import load_manifest
+    from pipeline.clips import load_manifest
     from pipeline.features import features_dir, split_path
 
-    frame = load_manifest(cfg)
+    frame = load_manifest(cfg.data_dir)
     features_dir(cfg).mkdir(parents=True, exist_ok=True)
     for split in ("train", "val", "test"):
         paths = list(frame.loc[frame["split"] == split, "path"])

@@ -1,14 +1,20 @@
 """Training throughput on a GPU machine without TensorFlow: the project's Keras networks on the
 jax backend (Keras 3 runs the same build_network there). Run from the repo root:
     KERAS_BACKEND=jax python3 bench/gpu_train.py   # writes $OUT/gpu_train.json or ./gpu_train.json"""
-import json, os, sys, time
+import json
+import os
+import sys
+import time
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.getcwd())
-import numpy as np
 import keras
-from pipeline.config import load_config
+import numpy as np
+
 from pipeline import constants as C
-from pipeline.model import build_network
+from pipeline.config import load_config
+from pipeline.model import BinEncoding, build_network
+
 
 def measure(cfg, variant, n_outputs, batch, steps=60, mixed=False):
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed else "float32")
@@ -30,11 +36,11 @@ def measure(cfg, variant, n_outputs, batch, steps=60, mixed=False):
 out = []
 default = load_config("configs/default.toml")
 full = load_config("configs/seed.toml")
-from pipeline.model import BinEncoding
 nb = BinEncoding.for_config(default).n_outputs
 for cfg, variant in ((default, default.model.variant), (full, "reference"), (full, full.model.variant)):
     for mixed in (False, True):
         r = measure(cfg, variant, nb if variant == "bins" else 1, batch=cfg.train.batch_size, mixed=mixed)
         r["config"] = cfg.name
-        print(r, flush=True); out.append(r)
+        print(r, flush=True)
+        out.append(r)
 json.dump(out, open(os.path.join(os.environ.get("OUT", "."), "gpu_train.json"), "w"), indent=1)

@@ -11,7 +11,6 @@ import numpy as np
 from bench import REPO
 
 
-
 def predictor(quick: bool):
     """A pipeline.model.Predictor around a fresh network of configs/default.toml's model."""
     from dataclasses import replace
@@ -32,7 +31,7 @@ def measure(audio: np.ndarray, folder: str, quick: bool, reps: int) -> dict:
     import soundfile as sf
 
     from pipeline import constants as C
-    from pipeline.prediction import predict_from_file
+    from pipeline.prediction import PREDICT_HOP_SECONDS, SUMMARY_HOP_SECONDS, predict_from_file
 
     model, model_cfg = predictor(quick)
     warm = Path(folder) / "warm.wav"
@@ -47,10 +46,10 @@ def measure(audio: np.ndarray, folder: str, quick: bool, reps: int) -> dict:
         frames = len(t)
     seconds = len(audio) / C.SAMPLE_RATE
     start = time.perf_counter()  # `pipeline predict --summary`: a few windows per second
-    predict_from_file(wav, model, hop=C.SUMMARY_HOP_SECONDS)
-    extra = {"summary_hop_seconds": round(C.SUMMARY_HOP_SECONDS, 4),
+    predict_from_file(wav, model, hop=SUMMARY_HOP_SECONDS)
+    extra = {"summary_hop_seconds": round(SUMMARY_HOP_SECONDS, 4),
              "summary_x_realtime": round(seconds / (time.perf_counter() - start), 2)}
     return {**extra, "predict_seconds": round(best, 4), "predict_x_realtime": round(seconds / best, 3),
-            "predict_frames": frames, "predict_hop_seconds": C.PREDICT_HOP_SECONDS,
+            "predict_frames": frames, "predict_hop_seconds": PREDICT_HOP_SECONDS,
             "predict_model": {"variant": model_cfg.variant, "width": model_cfg.width,
                               "weights": "untrained (same cost as trained)"}}

@@ -51,11 +51,13 @@ def run(ctx) -> dict:
 def _pyin(audio: np.ndarray, reps: int) -> dict:
     import librosa
 
+    from pipeline import baselines as B
     from pipeline import constants as C
+    from pipeline.prediction import PREDICT_HOP_SECONDS
 
-    hop = round(C.PREDICT_HOP_SECONDS * C.SAMPLE_RATE)  # the predict path's hop
-    kwargs = dict(fmin=C.BASELINE_FMIN_HZ, fmax=C.PYIN_FMAX_HZ, sr=C.SAMPLE_RATE,
-                  frame_length=C.PYIN_FRAME_LENGTH, hop_length=hop)
+    hop = round(PREDICT_HOP_SECONDS * C.SAMPLE_RATE)  # the predict path's hop
+    kwargs = dict(fmin=B.BASELINE_FMIN_HZ, fmax=B.PYIN_FMAX_HZ, sr=C.SAMPLE_RATE,
+                  frame_length=B.PYIN_FRAME_LENGTH, hop_length=hop)
     librosa.pyin(audio[: C.SAMPLE_RATE // 2], **kwargs)  # warm-up: numba compilation, caches
     best = min(_timed(lambda: librosa.pyin(audio, **kwargs)) for _ in range(reps))
     return {"pyin_seconds": round(best, 4), "pyin_x_realtime": round(len(audio) / C.SAMPLE_RATE / best, 2),
@@ -73,7 +75,7 @@ def _predict(audio: np.ndarray, folder: str, quick: bool, reps: int) -> dict:
         from bench.predict_path import measure
 
         return measure(audio, folder, quick, reps)
-    except Exception as exc:  # noqa: BLE001 - report it in the table, keep the other rows
+    except Exception as exc:  # report it in the table, keep the other rows
         return {"predict_x_realtime": None, "predict_seconds": None,
                 "todo": f"TODO: the predict path could not be measured ({type(exc).__name__}: {str(exc)[:300]})"}
 

@@ -65,9 +65,9 @@ def _quietly():
 def _build(cfg, timing: Timing) -> int:
     """build_dataset on a fresh root, timed; returns the clips it kept."""
     from pipeline import dataset as D
-    from pipeline.rendering import _soundfont_info
+    from pipeline.rendering import clear_soundfont_cache
 
-    _soundfont_info.cache_clear()  # a real build hashes the soundfont once: so does this one
+    clear_soundfont_cache()  # a real build hashes the soundfont once: so does this one
     with _quietly(), Stopwatch(timing):
         manifest = D.build_dataset(cfg)
     return len(manifest)
@@ -76,6 +76,7 @@ def _build(cfg, timing: Timing) -> int:
 def _engine_runs(ctx, notes, sha: str, scratch: Path) -> dict:
     """Synthesis alone, the steady state and the engine end to end (full and half plan), interleaved."""
     from pipeline import dataset as D
+    from pipeline import plan as P
     from pipeline.rendering import Renderer, note_midi_bytes
 
     cfg0 = config(scratch / "plan", ctx.quick)
@@ -89,7 +90,7 @@ def _engine_runs(ctx, notes, sha: str, scratch: Path) -> dict:
             for data in midi_files:
                 renderer.render(data, d.hold_seconds + d.release_seconds)
         cfg = config(scratch / f"steady{rep}", ctx.quick)
-        shards = D.plan_shards(cfg, notes, sha)
+        shards = P.plan_shards(cfg, notes, sha)
         D.render_shard(shards[0])  # loads this process's soundfont outside the clock
         shutil.rmtree(cfg.data_dir, ignore_errors=True)
         with Stopwatch(t["steady"]):
@@ -98,7 +99,7 @@ def _engine_runs(ctx, notes, sha: str, scratch: Path) -> dict:
         runs["engine_cfg"] = config(scratch / f"engine{rep}", ctx.quick)
         runs["clips"] = _build(runs["engine_cfg"], t["engine"])
         half = config(scratch / f"half{rep}", ctx.quick, half=True)
-        runs["half_notes"] = len(D.plan_notes(half))
+        runs["half_notes"] = len(P.plan_notes(half))
         _build(half, t["half"])
         runs["loads"].append(load())
     renderer.close()
@@ -125,11 +126,12 @@ def _naive_runs(ctx, notes, scratch: Path) -> dict:
 
 def run(ctx) -> dict:
     from pipeline import dataset as D
+    from pipeline.plan import plan_notes
     from pipeline.rendering import soundfont_info
 
     scratch = ctx.scratch / "render"
     cfg0 = config(scratch / "plan", ctx.quick)
-    notes = D.plan_notes(cfg0)
+    notes = plan_notes(cfg0)
     sha = soundfont_info(cfg0.data.soundfont)["sha256"]
     e = _engine_runs(ctx, notes, sha, scratch)
     nv = _naive_runs(ctx, notes, scratch)
@@ -211,7 +213,9 @@ def _similarity(cfg, naive_folder: Path) -> dict:
 
 def _profile(D, cfg, notes, sha) -> dict:
     """ms per note spent in each stage of render_shard (cumulative; cProfile's overhead included)."""
-    shards = D.plan_shards(cfg, notes, sha)
+    from pipeline.plan import plan_shards
+
+    shards = plan_shards(cfg, notes, sha)
     profile = cProfile.Profile()
     profile.enable()
     for task in shards:

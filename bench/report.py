@@ -29,9 +29,10 @@ def summary(results: dict) -> list[dict]:
         marginal = r.get("engine_marginal") or {}
         if marginal.get("clips_per_second"):
             rows.append(_row(f"render: same, marginal rate of the engine (once started) vs naive, {c} cores",
-                             f"{marginal['clips_per_second']:.0f} clips/s", f"{par['clips_per_second_best']:.1f} clips/s",
+                             f"{marginal['clips_per_second']:.0f} clips/s",
+                             f"{par['clips_per_second_best']:.1f} clips/s",
                              r["speedup_vs_naive_marginal"], "", None,
-                             f"(full - half plan) / time difference: the rate of a large build"))
+                             "(full - half plan) / time difference: the rate of a large build"))
         rows.append(_row(f"render: engine on {c} cores vs naive serial (1 process at a time)",
                          f"{e['clips_per_second_best']:.0f} clips/s", f"{ser['clips_per_second_best']:.1f} clips/s",
                          r["speedup_vs_naive_serial"], "", None, f"naive serial on {ser['notes']} of the notes"))
@@ -82,12 +83,14 @@ def summary(results: dict) -> list[dict]:
     if p:
         ours = p.get("predict_x_realtime")
         hop = p.get("predict_hop_seconds")
-        rows.append(_row("prediction: x real time on 1 core, predict path vs pYIN" + (f" (hop {1000 * hop:g} ms)" if hop else ""),
+        hop_text = f" (hop {1000 * hop:g} ms)" if hop else ""
+        rows.append(_row(f"prediction: x real time on 1 core, predict path vs pYIN{hop_text}",
                          f"{ours:.2f}x" if ours else "TODO", f"{p['pyin_x_realtime']:.2f}x",
                          p.get("speedup_vs_pyin"), "", None,
                          p.get("todo") or f"{p['audio_seconds']} s of notes; 1 thread, taskset -c 0"))
         if p.get("summary_x_realtime"):
-            rows.append(_row(f"prediction: x real time on 1 core, `predict --summary` (hop {1000 * p['summary_hop_seconds']:g} ms)",
+            summary_hop = 1000 * p["summary_hop_seconds"]
+            rows.append(_row(f"prediction: x real time on 1 core, `predict --summary` (hop {summary_hop:g} ms)",
                              f"{p['summary_x_realtime']:.1f}x", "", None, "", None, "a few windows per second"))
     m = results.get("memory")
     if m:

@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import REPO, report
@@ -48,8 +48,9 @@ class Context:
         import contextlib
         import io
 
+        from pipeline.clips import read_clips
         from pipeline.config import load_config
-        from pipeline.dataset import build_dataset, read_clips
+        from pipeline.dataset import build_dataset
 
         cfg = load_config(None, [f'root="{self.scratch / "sample"}"', 'name="bench_sample"',
                                  f'data.soundfont="{(REPO / "soundfonts" / "TimGM6mb.sf2").resolve()}"',
@@ -58,7 +59,7 @@ class Context:
                                  'split.test="random"'])
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             manifest = build_dataset(cfg)
-        return read_clips(cfg, manifest)
+        return read_clips(cfg.data_dir, manifest)
 
     def sample_clips(self, n: int):
         """n real clips (the rendered ones, repeated if there are fewer)."""
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
             print(f"bench: {name} ...", flush=True)
             t0 = time.perf_counter()
             section = _section(name).run(ctx)
-            section["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            section["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             section["section_seconds"] = round(time.perf_counter() - t0, 1)
             results[name] = section
             print(f"bench: {name} done in {section['section_seconds']:.0f} s (load {load()})", flush=True)

@@ -124,7 +124,7 @@ def _memory(proc) -> dict:
 def _role(proc) -> str:
     try:
         cmd = proc.cmdline()
-    except Exception:  # noqa: BLE001 - a process that just ended
+    except Exception:  # a process that just ended
         return "other"
     text = " ".join(cmd)
     if "multiprocessing" in text:

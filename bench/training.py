@@ -44,7 +44,7 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
 
     from pipeline import constants as C
     from pipeline.model import make_encoding
-    from pipeline.training import _compile
+    from pipeline.training import compile_network
 
     rng = np.random.default_rng(0)
     variant = model_cfg.variant
@@ -56,7 +56,7 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
     with _placed(device):
         keras.utils.set_random_seed(0)
         network = _build(model_cfg, variant, encoding.n_outputs)
-        _compile(network, cfg, variant)  # as pipeline.training compiles it
+        compile_network(network, cfg, variant)  # as pipeline.training compiles it
         started = time.perf_counter()
         marks: list[float] = []
         for step in range(max_steps + 1):

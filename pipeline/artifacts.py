@@ -85,6 +85,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def fingerprint(payload) -> str:
+    """sha256 of a JSON-able value (keys sorted): the one hash of what a stage's output depends
+    on (a shard's notes and settings, the features' inputs, a training run's config and data)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -114,7 +120,7 @@ def tool_versions() -> dict:
             continue
     versions["sox_binary"] = _command_version(["sox", "--version"])
     try:
-        import fluidsynth  # noqa: PLC0415 - optional at import time
+        import fluidsynth  # optional at import time
 
         major, minor, micro = (fluidsynth.c_int() for _ in range(3))
         fluidsynth.fluid_version(major, minor, micro)

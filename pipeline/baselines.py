@@ -23,6 +23,19 @@ import numpy as np
 from pipeline import constants as C
 from pipeline.errors import PipelineError
 
+BASELINE_BATCH = 256            # clips per tracker call where the tracker batches
+BASELINE_FMIN_HZ = 30.0         # below MIDI 24 (32.7 Hz), the lowest note a config is likely to render
+PYIN_FMAX_HZ = C.SAMPLE_RATE / 2  # up to Nyquist: the dataset reaches MIDI 119 (7.9 kHz)
+PYIN_FRAME_LENGTH = 2048        # YIN needs frame_length - frame_length//2 > SAMPLE_RATE / fmin (533 samples)
+PYIN_HOP = 256                  # 16 ms: about 21 frames in a 330 ms clip
+PRAAT_TIME_STEP = 0.01          # s
+PRAAT_CEILING_HZ = C.SAMPLE_RATE / 2
+SWIFT_F0_VOICING = 0.5          # SwiftF0's documented voicing threshold
+CREPE_WINDOW = 1024             # samples: CREPE's fixed input at 16 kHz
+CREPE_HOP = 512                 # 32 ms: 9 frames inside a clip (frames are independent; CPU time is the cost)
+CREPE_VOICING = 0.5             # periodicity threshold for a voiced frame
+CREPE_FMIN_HZ = 32.0            # CREPE's lowest bin is 31.7 Hz; a lower fmin makes torchcrepe mask every bin
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -70,11 +83,11 @@ def pyin(clips: np.ndarray) -> np.ndarray:
 
     clips = _check_clips(clips)
     out = np.empty(len(clips))
-    for start in range(0, len(clips), C.BASELINE_BATCH):
-        batch = clips[start:start + C.BASELINE_BATCH]
+    for start in range(0, len(clips), BASELINE_BATCH):
+        batch = clips[start:start + BASELINE_BATCH]
         # librosa treats leading axes as channels, so one call tracks the whole batch
-        f0, voiced, _ = librosa.pyin(batch, fmin=C.BASELINE_FMIN_HZ, fmax=C.PYIN_FMAX_HZ, sr=C.SAMPLE_RATE,
-                                     frame_length=C.PYIN_FRAME_LENGTH, hop_length=C.PYIN_HOP)
+        f0, voiced, _ = librosa.pyin(batch, fmin=BASELINE_FMIN_HZ, fmax=PYIN_FMAX_HZ, sr=C.SAMPLE_RATE,
+                                     frame_length=PYIN_FRAME_LENGTH, hop_length=PYIN_HOP)
         out[start:start + len(batch)] = median_voiced(f0.reshape(len(batch), -1), voiced.reshape(len(batch), -1))
     return out
 
@@ -87,8 +100,8 @@ def praat(clips: np.ndarray) -> np.ndarray:
     out = np.empty(len(clips))
     for i, clip in enumerate(clips):
         sound = parselmouth.Sound(clip.astype(np.float64), sampling_frequency=C.SAMPLE_RATE)
-        pitch = sound.to_pitch_ac(time_step=C.PRAAT_TIME_STEP, pitch_floor=C.BASELINE_FMIN_HZ,
-                                  pitch_ceiling=C.PRAAT_CEILING_HZ)
+        pitch = sound.to_pitch_ac(time_step=PRAAT_TIME_STEP, pitch_floor=BASELINE_FMIN_HZ,
+                                  pitch_ceiling=PRAAT_CEILING_HZ)
         f0 = pitch.selected_array["frequency"]     # 0 where Praat's path is unvoiced
         out[i] = median_voiced(f0[None, :], f0[None, :] > 0)[0]
     return out
@@ -103,13 +116,13 @@ def swift_f0(clips: np.ndarray) -> np.ndarray:
     out = np.empty(len(clips))
     for i, clip in enumerate(clips):
         result = detector.detect(clip, C.SAMPLE_RATE)
-        out[i] = median_voiced(result.pitch_hz[None, :], result.confidence[None, :] >= C.SWIFT_F0_VOICING)[0]
+        out[i] = median_voiced(result.pitch_hz[None, :], result.confidence[None, :] >= SWIFT_F0_VOICING)[0]
     return out
 
 
 def _crepe_frames(clips: np.ndarray) -> np.ndarray:
     """(N, F, 1024) frames inside each clip, normalised per frame as torchcrepe.preprocess does."""
-    frames = np.lib.stride_tricks.sliding_window_view(clips, C.CREPE_WINDOW, axis=1)[:, ::C.CREPE_HOP]
+    frames = np.lib.stride_tricks.sliding_window_view(clips, CREPE_WINDOW, axis=1)[:, ::CREPE_HOP]
     frames = frames - frames.mean(axis=2, keepdims=True)
     return frames / np.maximum(frames.std(axis=2, keepdims=True), 1e-10)
 
@@ -142,18 +155,18 @@ def _crepe(clips: np.ndarray, capacity: str) -> np.ndarray:
     torchcrepe = _import_torchcrepe()
     clips = _check_clips(clips)
     out = np.empty(len(clips))
-    for start in range(0, len(clips), C.BASELINE_BATCH):
-        frames = _crepe_frames(clips[start:start + C.BASELINE_BATCH])
+    for start in range(0, len(clips), BASELINE_BATCH):
+        frames = _crepe_frames(clips[start:start + BASELINE_BATCH])
         n, per_clip = frames.shape[:2]
         with torch.inference_mode():
-            logits = torchcrepe.infer(torch.from_numpy(frames.reshape(-1, C.CREPE_WINDOW).astype(np.float32)),
+            logits = torchcrepe.infer(torch.from_numpy(frames.reshape(-1, CREPE_WINDOW).astype(np.float32)),
                                       model=capacity)
             f0, periodicity = torchcrepe.postprocess(logits.reshape(1, -1, torchcrepe.PITCH_BINS).transpose(1, 2),
-                                                     fmin=C.CREPE_FMIN_HZ, fmax=torchcrepe.MAX_FMAX,
+                                                     fmin=CREPE_FMIN_HZ, fmax=torchcrepe.MAX_FMAX,
                                                      decoder=torchcrepe.decode.weighted_argmax,
                                                      return_periodicity=True)
         f0, periodicity = f0.numpy().reshape(n, per_clip), periodicity.numpy().reshape(n, per_clip)
-        out[start:start + n] = median_voiced(f0, periodicity >= C.CREPE_VOICING)
+        out[start:start + n] = median_voiced(f0, periodicity >= CREPE_VOICING)
     return out
 
 
@@ -168,14 +181,14 @@ def crepe_tiny(clips: np.ndarray) -> np.ndarray:
 _TORCH = "pip install torch==2.13.0 torchcrepe  (the CPU wheel; or the project's [baselines-torch] extra)"
 REGISTRY: dict[str, Baseline] = {b.name: b for b in (
     Baseline("pyin", "pYIN (librosa)", ("librosa",), "pip install librosa",
-             (C.BASELINE_FMIN_HZ, C.PYIN_FMAX_HZ), pyin),
+             (BASELINE_FMIN_HZ, PYIN_FMAX_HZ), pyin),
     Baseline("praat", "Praat autocorrelation (parselmouth)", ("parselmouth",),
-             "pip install praat-parselmouth  (or the project's [baselines] extra)",
-             (C.BASELINE_FMIN_HZ, C.PRAAT_CEILING_HZ), praat),
+             "pip install praat-parselmouth  (a dependency of this package: pip install -e .)",
+             (BASELINE_FMIN_HZ, PRAAT_CEILING_HZ), praat),
     Baseline("swift_f0", "SwiftF0 (ONNX)", ("swift_f0", "onnxruntime"),
-             "pip install swift-f0  (or the project's [baselines] extra)", (46.875, 2093.75), swift_f0),
-    Baseline("crepe", "CREPE full (torchcrepe)", ("torch", "torchcrepe"), _TORCH, (C.CREPE_FMIN_HZ, 2006.0), crepe),
-    Baseline("crepe_tiny", "CREPE tiny (torchcrepe)", ("torch", "torchcrepe"), _TORCH, (C.CREPE_FMIN_HZ, 2006.0),
+             "pip install swift-f0  (a dependency of this package: pip install -e .)", (46.875, 2093.75), swift_f0),
+    Baseline("crepe", "CREPE full (torchcrepe)", ("torch", "torchcrepe"), _TORCH, (CREPE_FMIN_HZ, 2006.0), crepe),
+    Baseline("crepe_tiny", "CREPE tiny (torchcrepe)", ("torch", "torchcrepe"), _TORCH, (CREPE_FMIN_HZ, 2006.0),
              crepe_tiny),
 )}
 assert tuple(REGISTRY) == C.BASELINES, "constants.BASELINES lists the registry's names for config checks"
@@ -212,6 +225,7 @@ def run_baseline(name: str, clips: np.ndarray) -> BaselineResult:
     started = time.perf_counter()
     hz = np.asarray(baseline.track(clips), dtype=np.float64)
     return BaselineResult(name, hz, time.perf_counter() - started, info=info)
+
 
 
 def run_baselines(names, clips: np.ndarray, progress: Callable[[str], None] = print) -> dict[str, BaselineResult]:

@@ -1,4 +1,4 @@
-"""Command line: parses arguments and calls the library; no science here.
+"""Command line for the pitch pipeline: parses arguments, calls the library, prints what it returns.
 
 Errors the user can fix arrive as PipelineError and are printed as one line, no traceback.
 """
@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from pipeline.errors import PipelineError
 
+DISTRIBUTION = "pitch-pipeline"
+DESCRIPTION = ("Render single-note pitch datasets with FluidSynth, compute spectrograms, train an f0 model, "
+               "report its errors by pitch, and use it on your own audio.")
+STAGES = {
+    "data": "render, slice and label the dataset (data/NAME/)",
+    "features": "compute the 513x90 spectrograms per split (data/NAME/features/)",
+    "train": "train the f0 regressor (models/NAME/)",
+    "report": "errors by pitch, instrument and segment, with baselines (reports/NAME/)",
+    "check": "check that FluidSynth, sox and the soundfont are usable",
+}
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="TOML config (default: built-in defaults)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one config key, e.g. --set train.epochs=5 (repeatable)")
 
-
-def _config(args):
+def config_from_args(args):
     from pipeline.config import load_config
 
     overrides = list(args.overrides)
@@ -32,104 +37,171 @@ def _config(args):
     return load_config(args.config, overrides)
 
 
+# --- the commands ------------------------------------------------------------------------------
 def _cmd_params(args) -> int:
     from pipeline.params import write_stage_params
 
-    write_stage_params(_config(args), args.stage, Path(args.out))
+    write_stage_params(config_from_args(args), args.stage, Path(args.out))
     return 0
 
 
 def _cmd_data(args) -> int:
     from pipeline.dataset import build_dataset
 
-    build_dataset(_config(args))
+    build_dataset(config_from_args(args))
     return 0
 
 
 def _cmd_features(args) -> int:
     from pipeline.features import build_features
 
-    build_features(_config(args))
+    build_features(config_from_args(args))
     return 0
 
 
 def _cmd_train(args) -> int:
     from pipeline.training import train
 
-    train(_config(args))
+    train(config_from_args(args))
     return 0
 
 
 def _cmd_report(args) -> int:
     from pipeline.reporting import build_report
 
-    build_report(_config(args))
+    build_report(config_from_args(args))
     return 0
 
 
-def _cmd_predict(args) -> int:
-    from pipeline.prediction import predict_files_cli
-
-    return predict_files_cli(args)
-
-
-def _cmd_evaluate(args) -> int:
-    from pipeline.evaluation import evaluate_folder_cli
-
-    return evaluate_folder_cli(args)
-
-
 def _cmd_check(args) -> int:
-    from pipeline.rendering import check_environment
+    from pipeline.dataset import check_environment
 
-    cfg = _config(args)
-    for line in check_environment(cfg):
+    for line in check_environment(config_from_args(args)):
         print(line)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cmd_predict(args) -> int:
+    """One line per file on stdout (its CSV, or its summary); one `error: FILE: why` line on
+    stderr per file that failed, and `warning: ...` for a silent file; exit 1 if any failed."""
+    from pipeline import prediction
 
-    p = sub.add_parser("params", help="write a stage's slice of the config (make uses it to decide what to rebuild)")
-    p.add_argument("stage", choices=["data", "features", "train", "report"])
-    p.add_argument("--out", required=True)
+    hop = prediction.check_options(args.hop, args.summary, args.batch_size)
+    predictor = prediction.load_predictor(Path(args.model) if args.model else prediction.default_model_path())
+    results = []
+    for result in prediction.iter_files(args.audio, predictor, args.output, hop, args.summary, args.batch_size):
+        results.append(result)
+        if result.error:
+            print(f"error: {result.error}", file=sys.stderr, flush=True)
+            continue
+        if result.warning:
+            print(f"warning: {result.warning}", file=sys.stderr, flush=True)
+        if result.summary:
+            print(f"{result.path}: {result.summary.line()}", flush=True)
+        else:
+            voiced = int((result.prediction.confidence >= 0.5).sum())
+            print(f"{result.path} -> {result.csv} ({len(result.prediction.time)} frames, "
+                  f"{voiced} with confidence >= 0.5)", flush=True)
+    failed = sum(1 for r in results if r.error)
+    if args.summary and args.output and len(results) > failed:
+        print(f"summary table: {prediction.write_summary_table(Path(args.output) / 'summary.csv', results)}")
+    if failed:
+        print(f"{failed} of {len(results)} files failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from pipeline.folder_evaluation import evaluate_folder
+    from pipeline.reporting import print_summary
+
+    result = evaluate_folder(args.audio_dir, args.model, args.labels, args.output)
+    for message in result.problems:
+        print(f"error: {message}", file=sys.stderr)
+    if result.summary is not None:
+        print_summary(result.summary)
+        print(f"tables in {result.output_dir}")
+    else:
+        print("error: no file could be evaluated", file=sys.stderr)
+    if result.problems:
+        print(f"{len(result.problems)} of {result.files} files failed (those with a label count as misses)",
+              file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+# --- the parser ----------------------------------------------------------------------------------
+def _version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, metavar="FILE.toml",
+                        help="TOML config, e.g. configs/default.toml (default: the built-in defaults)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config key, e.g. --set train.epochs=5 (repeatable)")
+
+
+def _add_stage_parsers(sub) -> None:
+    text = "write a stage's slice of the config (make uses it to decide what to rebuild)"
+    p = sub.add_parser("params", help=text, description=text)
+    p.add_argument("stage", choices=list(STAGES)[:4], help="the stage whose slice to write")
+    p.add_argument("--out", required=True, metavar="FILE.json", help="where to write it (unchanged if the same)")
     _add_config_args(p)
     p.set_defaults(func=_cmd_params)
-
-    for name, func, text in (
-        ("data", _cmd_data, "render, slice and label the dataset"),
-        ("features", _cmd_features, "compute the 513x90 spectrograms per split"),
-        ("train", _cmd_train, "train the f0 regressor"),
-        ("report", _cmd_report, "errors by pitch, instrument and segment, with baselines"),
-        ("check", _cmd_check, "check that FluidSynth, sox and the soundfont are usable"),
-    ):
-        p = sub.add_parser(name, help=text)
+    commands = {"data": _cmd_data, "features": _cmd_features, "train": _cmd_train, "report": _cmd_report,
+                "check": _cmd_check}
+    for name, text in STAGES.items():
+        p = sub.add_parser(name, help=text, description=text)
         _add_config_args(p)
-        p.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
+        p.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="worker processes (same as --set data.workers=N; default: every core)")
         if name in ("data", "features"):
             p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                            help="run the shards on this Dask scheduler (same as --set data.scheduler=...)")
-        p.set_defaults(func=func)
+        p.set_defaults(func=commands[name])
 
-    p = sub.add_parser("predict", help="f0 of audio files: one time,frequency,confidence CSV each")
-    p.add_argument("audio", nargs="+", help="WAV, FLAC, MP3 or OGG files")
-    p.add_argument("--model", default=None, help="a trained .keras model (default: models/default/model.keras)")
-    p.add_argument("--output", default=None, help="folder for the CSVs (default: beside each file)")
-    p.add_argument("--hop", type=float, default=None,
+
+def _add_predict_parser(sub) -> None:
+    text = "f0 of audio files: one time,frequency,confidence CSV each"
+    p = sub.add_parser("predict", help=text, description=text)
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="WAV, FLAC, MP3 or OGG files, any rate and channels")
+    p.add_argument("--model", default=None, metavar="MODEL.keras",
+                   help="a trained model (default: models/default/model.keras)")
+    p.add_argument("--output", default=None, metavar="DIR", help="folder for the CSVs (default: beside each file)")
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                    help="seconds between windows (default 0.010; 0.165 with --summary)")
     p.add_argument("--summary", action="store_true",
                    help="one line per file: f0, nearest note, cents off (and OUTPUT/summary.csv with --output)")
-    p.add_argument("--batch-size", type=int, default=256, help="windows per model call (default 256)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="windows per model call (default 256)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("evaluate", help="metrics and per-pitch tables on a folder of labeled notes")
-    p.add_argument("audio_dir")
-    p.add_argument("--model", default=None)
-    p.add_argument("--labels", default=None, help="CSV with path,frequency or path,note columns")
-    p.add_argument("--output", default=None, help="folder for the tables (default: AUDIO_DIR/evaluation)")
+
+def _add_evaluate_parser(sub) -> None:
+    text = "metrics and per-pitch tables on a folder of labeled notes"
+    p = sub.add_parser("evaluate", help=text, description=text)
+    p.add_argument("audio_dir", metavar="AUDIO_DIR",
+                   help="folder of notes, labeled by name (A4.wav, Cs4.wav, Db4.wav) or by --labels")
+    p.add_argument("--model", default=None, metavar="MODEL.keras",
+                   help="a trained model (default: models/default/model.keras)")
+    p.add_argument("--labels", default=None, metavar="CSV",
+                   help="CSV with path,frequency or path,note columns (a dataset's manifest.csv works)")
+    p.add_argument("--output", default=None, metavar="DIR",
+                   help="folder for the tables (default: AUDIO_DIR/evaluation)")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the package version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of the commands below; pipeline COMMAND --help for its options")
+    _add_stage_parsers(sub)
+    _add_predict_parser(sub)
+    _add_evaluate_parser(sub)
     return parser
 
 
@@ -139,7 +211,6 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
@@ -149,3 +220,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
         return 130
+

@@ -7,7 +7,6 @@ raise PipelineError naming the key. The same object is saved next to every outpu
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import tomllib
 import typing
@@ -16,6 +15,11 @@ from pathlib import Path
 
 from pipeline import constants as C
 from pipeline.errors import PipelineError
+
+# output roots under Config.root: ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME
+DATA_ROOT = "data"
+MODEL_ROOT = "models"
+REPORT_ROOT = "reports"
 
 
 @dataclass(frozen=True)
@@ -127,23 +131,18 @@ class Config:
     # --- where this config's outputs go --------------------------------------------
     @property
     def data_dir(self) -> Path:
-        return Path(self.root) / C.DATA_ROOT / self.name
+        return Path(self.root) / DATA_ROOT / self.name
 
     @property
     def model_dir(self) -> Path:
-        return Path(self.root) / C.MODEL_ROOT / self.name
+        return Path(self.root) / MODEL_ROOT / self.name
 
     @property
     def report_dir(self) -> Path:
-        return Path(self.root) / C.REPORT_ROOT / self.name
+        return Path(self.root) / REPORT_ROOT / self.name
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    def section_hash(self, *sections: str) -> str:
-        """sha256 of the named sections: what a stage's outputs depend on."""
-        payload = {s: self.to_dict()[s] for s in sections}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 # --- validation ---------------------------------------------------------------------
@@ -278,11 +277,6 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     cfg = _build(Config, raw, "")
     _check_consistency(cfg)
     return cfg
-
-
-def config_from_dict(raw: dict) -> Config:
-    """Rebuild a Config saved with Config.to_dict() (e.g. from a model's metadata)."""
-    return _build(Config, raw, "")
 
 
 def to_toml(cfg: Config) -> str:

@@ -12,7 +12,6 @@ Scaling, applied to scipy's magnitude spectrogram (mode="magnitude", scaling="de
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -24,7 +23,9 @@ import numpy as np
 import scipy.fft
 
 from pipeline import constants as C
-from pipeline.artifacts import atomic_path, ensure_dir, sha256_file, write_json
+from pipeline import workers
+from pipeline.artifacts import atomic_path, ensure_dir, fingerprint, sha256_file, write_json
+from pipeline.clips import check_split, load_manifest, manifest_path, read_clip, split_rows
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 
 DONE_FILE = "done.json"
 FEATURES_DIR = "features"
+FEATURES_VERSION = 1            # bump when the stored features change for the same config
+# Floor added to the magnitude before the log: about 120 dB below full scale and above
+# the 16-bit quantisation noise, so silence maps to one value instead of dither patterns.
+LOG_EPSILON = 1e-6
 
 
 # --- the pure function ---------------------------------------------------------------
@@ -63,12 +68,13 @@ def spectrogram(clips: np.ndarray, scaling: str = "log", out: np.ndarray | None 
     return out
 
 
-CACHE_BATCH = 2  # clips per FFT call: their buffers stay in the core's L2 (measured: 2 beats 8, 16 is slower than a loop)
+# clips per FFT call: their buffers stay in the core's L2 (measured: 2 beats 8, 16 is slower than a loop)
+CACHE_BATCH = 2
 SCALINGS = ("log", "db", "linear")
 
 
 def _spectrogram_into(clips: np.ndarray, scaling: str, out: np.ndarray) -> None:
-    window, density = _window()
+    window, density = spectrogram_window()
     frames = np.lib.stride_tricks.sliding_window_view(clips, C.WINDOW_LENGTH, axis=-1)[:, ::C.HOP]
     frames = frames - np.mean(frames, axis=-1, keepdims=True)  # scipy's detrend="constant"
     frames *= window
@@ -78,7 +84,7 @@ def _spectrogram_into(clips: np.ndarray, scaling: str, out: np.ndarray) -> None:
 
 
 @lru_cache(maxsize=1)
-def _window() -> tuple[np.ndarray, np.float32]:
+def spectrogram_window() -> tuple[np.ndarray, np.float32]:
     """scipy's window and density scale, as the float32 values its complex64 path uses."""
     window = (_periodic_hann() if C.WINDOW == "hann" else _scipy_window()).astype(np.complex64)
     density = np.sqrt(1.0 / (C.SAMPLE_RATE * (window * window).sum()))
@@ -96,7 +102,7 @@ def _periodic_hann() -> np.ndarray:
 
 
 def _scipy_window() -> np.ndarray:
-    import scipy.signal  # noqa: PLC0415
+    import scipy.signal
 
     return scipy.signal.get_window(C.WINDOW, C.WINDOW_LENGTH)
 
@@ -105,17 +111,10 @@ def _scale_into(magnitude: np.ndarray, scaling: str, out: np.ndarray) -> None:
     """Write the documented scaling of a float32 magnitude into `out`, in place in `magnitude`
     first (contiguous, cheaper than computing into a transposed view), then one copy."""
     if scaling == "log":  # ln(magnitude + LOG_EPSILON), in float32 as numpy computes it
-        np.log(np.add(magnitude, C.LOG_EPSILON, out=magnitude), out=magnitude)
+        np.log(np.add(magnitude, LOG_EPSILON, out=magnitude), out=magnitude)
     elif scaling == "db":  # 20 log10(magnitude + LOG_EPSILON)
-        np.multiply(np.log10(np.add(magnitude, C.LOG_EPSILON, out=magnitude), out=magnitude), 20.0, out=magnitude)
+        np.multiply(np.log10(np.add(magnitude, LOG_EPSILON, out=magnitude), out=magnitude), 20.0, out=magnitude)
     out[...] = magnitude
-
-
-# --- reading the dataset ---------------------------------------------------------------
-def _manifest(cfg: Config) -> pd.DataFrame:
-    from pipeline.dataset import load_manifest
-
-    return load_manifest(cfg)
 
 
 # --- the stage -------------------------------------------------------------------------
@@ -129,8 +128,7 @@ def split_path(cfg: Config, split: str) -> Path:
 
 def _stamp(cfg: Config) -> dict:
     """What the features depend on; done.json must match it for the stage to be skipped."""
-    manifest = cfg.data_dir / "manifest.csv"
-    return {"version": C.FEATURES_VERSION, "manifest_sha256": sha256_file(manifest),
+    return {"version": FEATURES_VERSION, "manifest_sha256": sha256_file(manifest_path(cfg.data_dir)),
             "features": cfg.to_dict()["features"]}
 
 
@@ -147,7 +145,7 @@ def _is_current(cfg: Config, stamp: dict) -> bool:
 
 def build_features(cfg: Config) -> dict:
     """Write features/{train,val,test}.npy and done.json (last); skip when already current."""
-    frame = _manifest(cfg)
+    frame = load_manifest(cfg.data_dir)
     stamp = _stamp(cfg)
     if _is_current(cfg, stamp):
         print(f"features for {cfg.name} are up to date ({features_dir(cfg)})")
@@ -158,7 +156,7 @@ def build_features(cfg: Config) -> dict:
     counts, pending = {}, []
     with _local_pool(cfg) as pool, contextlib.ExitStack() as files:  # files are renamed into place last
         for split in C.SPLITS:
-            rows = frame[frame["split"] == split]
+            rows = split_rows(frame, split)
             file = files.enter_context(_split_file(split_path(cfg, split)))
             pending += _start_split(cfg, rows, file, f"features-{_stamp_key(stamp)}-{split}", pool)
             counts[split] = len(rows)
@@ -179,12 +177,11 @@ def _local_pool(cfg: Config):
     """Worker processes for the shards (None: one worker, or a Dask cluster). Processes, not
     threads: the numpy glue around the FFTs holds the GIL often enough that two threads reach
     only 1.5x one; two processes reach about 2x."""
-    from pipeline.dataset import spawn_pool, worker_count
-
-    if cfg.data.scheduler or worker_count(cfg) <= 1:
+    count = workers.worker_count(cfg.data.workers)
+    if cfg.data.scheduler or count <= 1:
         yield None
         return
-    with spawn_pool(worker_count(cfg)) as pool:
+    with workers.spawn_pool(count) as pool:
         yield pool
 
 
@@ -260,16 +257,12 @@ def featurize_files_into(paths: list[str], scaling: str, dtype: str, npy_path: s
 def featurize(names: list[str], scaling: str, dtype: str, wavs: list[bytes] | None = None) -> np.ndarray:
     """A shard's (N, 513, 90) spectrograms in the stored dtype, from the clip files, or from
     their WAV bytes (`wavs`, what a cluster worker gets)."""
-    from pipeline.dataset import read_clip
-
     clips = np.stack([read_clip(name, data) for name, data in zip(names, wavs or [None] * len(names))])
     return spectrogram(clips, scaling).astype(dtype, copy=False)
 
 
 def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts: range, key: str) -> None:
     """Send each shard's WAV bytes to the cluster, write the spectrograms that come back."""
-    from pipeline.cluster import run_on_cluster
-
     size, paths = cfg.features.batch_size, list(rows["path"])
 
     def job_args(start: int) -> tuple:
@@ -278,8 +271,8 @@ def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts
         return names, cfg.features.scaling, cfg.features.dtype, wavs
 
     jobs = [(f"{key}-{start}", start, lambda start=start: job_args(start)) for start in starts]
-    run_on_cluster(cfg.data.scheduler, featurize, jobs, writer.write,
-                   "check the workers' logs (they need this package and soundfile)", CLUSTER_SHARDS_IN_FLIGHT)
+    workers.run_on_cluster(cfg.data.scheduler, featurize, jobs, writer.write,
+                           "check the workers' logs (they need this package and soundfile)", CLUSTER_SHARDS_IN_FLIGHT)
 
 
 CLUSTER_SHARDS_IN_FLIGHT = 8  # bounds the client's memory: inputs and results of 8 shards at most
@@ -287,14 +280,13 @@ CLUSTER_SHARDS_IN_FLIGHT = 8  # bounds the client's memory: inputs and results o
 
 def _stamp_key(stamp: dict) -> str:
     """A short name for this build's inputs: keeps two builds' task keys apart on one scheduler."""
-    return hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
+    return fingerprint(stamp)[:12]
 
 
 # --- reading the outputs ------------------------------------------------------------------
 def load_split(cfg: Config, split: str) -> tuple[np.ndarray, pd.DataFrame]:
     """(memory-mapped (N, 513, 90) features, the manifest rows of that split in the same order)."""
-    if split not in C.SPLITS:
-        raise PipelineError(f"unknown split {split!r}; choose one of {', '.join(C.SPLITS)}")
+    check_split(split)
     fix = f"run make features (or python -m pipeline features) for {cfg.name}"
     done = features_dir(cfg) / DONE_FILE
     try:
@@ -302,7 +294,7 @@ def load_split(cfg: Config, split: str) -> tuple[np.ndarray, pd.DataFrame]:
     except (OSError, ValueError):
         raise PipelineError(f"features for {cfg.name} are missing or unfinished ({done} not readable); "
                             f"{fix}") from None
-    if recorded != sha256_file(cfg.data_dir / "manifest.csv"):
+    if recorded != sha256_file(manifest_path(cfg.data_dir)):
         raise PipelineError(f"features for {cfg.name} were built from an older dataset; {fix}")
     path = split_path(cfg, split)
     try:
@@ -311,8 +303,7 @@ def load_split(cfg: Config, split: str) -> tuple[np.ndarray, pd.DataFrame]:
         raise PipelineError(f"features file {path} is missing; {fix}") from None
     except (OSError, ValueError) as exc:
         raise PipelineError(f"features file {path} is corrupt ({exc}); delete it and {fix}") from None
-    frame = _manifest(cfg)
-    rows = frame[frame["split"] == split].reset_index(drop=True)
+    rows = split_rows(load_manifest(cfg.data_dir), split)
     if features.shape != (len(rows), *C.SPEC_SHAPE):
         raise PipelineError(f"features file {path} has shape {features.shape}, expected "
                             f"({len(rows)}, {C.SPEC_SHAPE[0]}, {C.SPEC_SHAPE[1]}) for the manifest; {fix}")

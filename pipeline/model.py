@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,8 +29,23 @@ import numpy as np
 
 from pipeline import constants as C
 from pipeline.config import Config, ModelConfig
-from pipeline.errors import PipelineError
-from pipeline.rendering import hz_to_midi, midi_to_hz
+from pipeline.errors import PipelineError, silenced_stderr
+from pipeline.pitch import hz_to_midi, midi_to_hz
+
+REFERENCE_FILTERS = (64, 128, 128, 256)  # the original experiment's four Conv2D layers
+CONV_KERNEL = (3, 3)
+POOL_SIZE = (2, 2)
+BIN_MARGIN_SEMITONES = 1        # pitch bins reach this far beyond the note range and its detune
+DECODE_HALF_WIDTH_BINS = 4      # soft-argmax window: argmax +- this many bins (CREPE uses 4)
+# Modulation spectrum (bins variant): below about 130 Hz a note's harmonics are closer than
+# the 256-sample window resolves, but they beat at f0 in every frequency row over time; the
+# magnitude of an FFT over each row's 90 frames shows that beat, up to half the frame rate.
+FRAME_RATE = C.SAMPLE_RATE / C.HOP               # 285.7 frames per second
+MODULATION_ROWS = 256           # frequency rows used, 0-4 kHz, where the harmonics of low notes lie
+MODULATION_BANDS = 8            # rows averaged into this many bands after the FFT
+MODULATION_FFT = 512            # zero-padded: 0.56 Hz between modulation bins
+MODULATION_LOW_HZ = 25.0        # kept modulation range: below MIDI 36 (65 Hz) with margin ...
+MODULATION_HIGH_HZ = FRAME_RATE / 2  # ... up to the frame rate's Nyquist
 
 
 # --- label encodings -------------------------------------------------------------------
@@ -97,7 +114,7 @@ class BinEncoding:
         """Weighted average of the bins around the peak; confidence = their probability mass."""
         probs = np.asarray(probs, dtype=np.float64)
         peak = probs.argmax(axis=1)
-        window = peak[:, None] + np.arange(-C.DECODE_HALF_WIDTH_BINS, C.DECODE_HALF_WIDTH_BINS + 1)
+        window = peak[:, None] + np.arange(-DECODE_HALF_WIDTH_BINS, DECODE_HALF_WIDTH_BINS + 1)
         inside = (window >= 0) & (window < self.n_bins)
         window = np.clip(window, 0, self.n_bins - 1)
         weights = np.take_along_axis(probs, window, axis=1) * inside
@@ -111,7 +128,7 @@ class BinEncoding:
     @classmethod
     def for_config(cls, cfg: Config) -> BinEncoding:
         """Bins over the dataset's note range, widened by its largest detune plus a margin."""
-        margin = C.BIN_MARGIN_SEMITONES + math.ceil(cfg.data.detune_max_cents / 100.0)
+        margin = BIN_MARGIN_SEMITONES + math.ceil(cfg.data.detune_max_cents / 100.0)
         low, high = cfg.data.note_low - margin, cfg.data.note_high + margin
         bps = cfg.model.bins_per_semitone
         sigma = cfg.model.label_smoothing_cents / 100.0 * bps
@@ -135,15 +152,30 @@ def encoding_to_dict(encoding) -> dict:
 
 
 # --- the network -------------------------------------------------------------------------
+def import_keras():
+    """Keras (and TensorFlow behind it), imported on first use: importing this module stays fast.
+
+    While its libraries load, TensorFlow writes a oneDNN notice and absl's "All log messages
+    before absl::InitializeLog() is called..." straight to file descriptor 2, before any log
+    level applies; they would bury our one-line output. Only the import is silenced: an import
+    that fails still raises, and TensorFlow's warnings and errors afterwards still show
+    (TF_CPP_MIN_LOG_LEVEL=2 keeps only its info lines off)."""
+    if "keras" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with silenced_stderr():
+            import keras  # noqa: F401  (imported for sys.modules)
+    return sys.modules["keras"]
+
+
 def conv_filters(width: float) -> tuple[int, ...]:
-    return tuple(max(1, round(f * width)) for f in C.REFERENCE_FILTERS)
+    return tuple(max(1, round(f * width)) for f in REFERENCE_FILTERS)
 
 
 @functools.cache
 def custom_layers() -> dict:
     """Layers of ours that a saved model refers to; defined on first use so Keras loads late."""
-    import keras  # noqa: PLC0415 - TensorFlow is slow to import
-    from keras import ops  # noqa: PLC0415
+    keras = import_keras()
+    from keras import ops
 
     class ModulationSpectrum(keras.layers.Layer):
         """(N, 513, 90) -> (N, bands, modulation bins): log |FFT over time| of the low rows.
@@ -153,13 +185,13 @@ def custom_layers() -> dict:
         """
 
         def call(self, x):
-            x = x[:, :C.MODULATION_ROWS, :]
+            x = x[:, :MODULATION_ROWS, :]
             x = (x - ops.mean(x, axis=-1, keepdims=True)) * np.hanning(C.N_FRAMES).astype("float32")
-            real, imag = ops.rfft(x, fft_length=C.MODULATION_FFT)
+            real, imag = ops.rfft(x, fft_length=MODULATION_FFT)
             magnitude = ops.sqrt(real * real + imag * imag + 1e-9)
             low, high = modulation_range()
             magnitude = magnitude[:, :, low:high]
-            bands = ops.reshape(magnitude, (-1, C.MODULATION_BANDS, C.MODULATION_ROWS // C.MODULATION_BANDS,
+            bands = ops.reshape(magnitude, (-1, MODULATION_BANDS, MODULATION_ROWS // MODULATION_BANDS,
                                             high - low))
             return ops.log(ops.mean(bands, axis=2) + 1e-3)
 
@@ -168,8 +200,8 @@ def custom_layers() -> dict:
 
 def modulation_range() -> tuple[int, int]:
     """First and past-the-last kept bin of the modulation FFT."""
-    freqs = np.fft.rfftfreq(C.MODULATION_FFT, 1.0 / C.FRAME_RATE)
-    kept = np.flatnonzero((freqs >= C.MODULATION_LOW_HZ) & (freqs <= C.MODULATION_HIGH_HZ))
+    freqs = np.fft.rfftfreq(MODULATION_FFT, 1.0 / FRAME_RATE)
+    kept = np.flatnonzero((freqs >= MODULATION_LOW_HZ) & (freqs <= MODULATION_HIGH_HZ))
     return int(kept[0]), int(kept[-1]) + 1
 
 
@@ -182,8 +214,8 @@ def build_network(model_cfg: ModelConfig, variant: str, n_outputs: int, input_me
     10 ms, and this cuts the convolutions' cost by that factor), pads so the short time
     axis survives four poolings, and adds the modulation-spectrum branch.
     """
-    import keras  # noqa: PLC0415
-    from keras import layers  # noqa: PLC0415
+    keras = import_keras()
+    from keras import layers
 
     improved = variant == "bins"
     inputs = keras.Input(shape=C.SPEC_SHAPE, name="spectrogram")
@@ -195,8 +227,8 @@ def build_network(model_cfg: ModelConfig, variant: str, n_outputs: int, input_me
         x = layers.AveragePooling2D((1, model_cfg.time_pool), padding="same", name="time_pool")(x)
     padding = "same" if improved else "valid"
     for i, filters in enumerate(conv_filters(model_cfg.width if width is None else width), start=1):
-        x = layers.Conv2D(filters, C.CONV_KERNEL, padding=padding, activation="relu", name=f"conv{i}")(x)
-        x = layers.MaxPooling2D(C.POOL_SIZE, padding=padding, name=f"pool{i}")(x)
+        x = layers.Conv2D(filters, CONV_KERNEL, padding=padding, activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(POOL_SIZE, padding=padding, name=f"pool{i}")(x)
         x = layers.Dropout(model_cfg.dropout, name=f"dropout{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     if improved and model_cfg.modulation:
@@ -260,11 +292,10 @@ class Predictor:
             raise PipelineError(f"model {path} not found; train one with make train "
                                 f"(or python -m pipeline train) or pass --model PATH")
         meta = _read_metadata(path)
-        import keras  # noqa: PLC0415
-
+        keras = import_keras()
         try:
             network = keras.saving.load_model(path, compile=False, custom_objects=custom_layers())
-        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        except Exception as exc:  # Keras raises many types for a bad file
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(f"model {path} cannot be loaded ({first[:200]}); "
                                 f"retrain it with make train") from None
@@ -288,3 +319,4 @@ class Predictor:
         """(N, 513, 90) spectrograms, already scaled with `self.scaling` -> (Hz, confidence 0..1)."""
         hz, confidence = self.encoding.decode(self.outputs(spectrograms, batch_size))
         return hz.astype(np.float64), confidence.astype(np.float64)
+

@@ -1,4 +1,4 @@
-"""Post-processing: mono, 16 kHz, then slicing, the quality gate and 16-bit WAVs.
+"""Post-processing: mono, 16 kHz, then slicing, the quality gate and 16-bit samples.
 
 Notes are mixed to mono (the mean of left and right) and resampled with SoX's resampler
 at its very-high quality: by default libsoxr in-process (`data.resampler = "soxr"`, the
@@ -18,26 +18,35 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
+import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline import constants as C
 from pipeline.errors import PipelineError
 
+if TYPE_CHECKING:
+    from pipeline.config import GateConfig
+
 RATE_PERIOD_IN = 441    # 44,100 / 100
 RATE_PERIOD_OUT = 160   # 16,000 / 100
 GAP_SECONDS = 0.1       # silence between notes in a batch: far longer than the resampling filter
-RESAMPLERS = ("soxr", "sox")
 ONSET_THRESHOLD = 0.01  # onset = first sample above 1% of the note's peak
 ONSET_SEARCH_SECONDS = 0.05
 
 
+def require_sox() -> str:
+    """The sox program's path; PipelineError naming the package when it is missing."""
+    path = shutil.which("sox")
+    if path is None:
+        raise PipelineError("the sox program is missing; install it: apt-get install sox libsox-fmt-all "
+                            "(or run make setup)")
+    return path
+
 
 def _sox():
-    from pipeline.rendering import require_sox
-
     require_sox()
     import sox
 
@@ -168,13 +177,14 @@ def sounding_ms(clip: np.ndarray) -> int:
     return int(10 * np.count_nonzero(power >= power.max() * 10 ** (-C.SOUNDING_RANGE_DB / 10)))
 
 
-def gate_reason(peak_dbfs: float, rms_dbfs: float, loudest_rms_dbfs: float, sounding: int, gate: dict) -> str | None:
+def gate_reason(peak_dbfs: float, rms_dbfs: float, loudest_rms_dbfs: float, sounding: int,
+                gate: GateConfig) -> str | None:
     """Why a clip must be dropped (it carries no note worth its label), or None to keep it."""
-    if peak_dbfs < gate["silent_peak_dbfs"]:
+    if peak_dbfs < gate.silent_peak_dbfs:
         return "silent"
-    if rms_dbfs < loudest_rms_dbfs - gate["min_rms_db_below_note"]:
+    if rms_dbfs < loudest_rms_dbfs - gate.min_rms_db_below_note:
         return "too_quiet"
-    if sounding < gate["min_sounding_ms"]:
+    if sounding < gate.min_sounding_ms:
         return "too_short"
     return None
 
@@ -205,16 +215,3 @@ def to_pcm16(clip: np.ndarray) -> np.ndarray:
         return np.zeros(len(clip), dtype=np.int16)
     target = C.PEAK_NORMALIZE_LINEAR * 32767
     return np.round(clip.astype(np.float64) * (target / peak)).astype(np.int16)
-
-
-def wav_bytes(pcm: np.ndarray) -> bytes:
-    """A 16 kHz mono 16-bit WAV file as bytes (no timestamps: same samples, same bytes).
-
-    The canonical 44-byte header, built here: byte for byte what libsndfile writes for
-    PCM_16, without its virtual-file round trip (a tenth of the cost)."""
-    data = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
-    block = C.SAMPLE_WIDTH_BITS // 8
-    return b"".join([b"RIFF", struct.pack("<I", 36 + len(data)), b"WAVEfmt ",
-                     struct.pack("<IHHIIHH", 16, 1, 1, C.SAMPLE_RATE, C.SAMPLE_RATE * block, block,
-                                 C.SAMPLE_WIDTH_BITS),
-                     b"data", struct.pack("<I", len(data)), data])

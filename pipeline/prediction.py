@@ -7,7 +7,7 @@ Layers, each adding one concern (as in torchcrepe):
 - `predict_files(paths, model_path, ...)`: many files, the model loaded once and the windows
   of consecutive files sharing batches; a bad file gets its message, the others go on;
 - `summarize(...)` / `summarize_files(paths, model_path)`: one f0, note and cents per single-note file;
-- `predict_files_cli(args)`: the `pipeline predict` command.
+  (`pipeline predict` is `iter_files` with its results printed by pipeline.cli).
 
 Frames. The audio is mixed to mono (the mean of its channels) and resampled to 16 kHz with
 soxr (very high quality, as the dataset's `sox rate -v`). Frame k is the 5,280 samples
@@ -17,19 +17,9 @@ last at the last multiple of the hop inside the audio, 1 + floor(samples / hop) 
 is rounded to whole samples at 16 kHz (10 ms = 160 samples); `time` is exact for that hop.
 Each window is scaled to a -1 dBFS peak, as every training clip was, before its spectrogram.
 
-Confidence, 0..1, is the product of three factors, each 0..1:
-- model: the network's own confidence. For the `bins` model, the probability mass of the
-  +-4 bins around the peak (low when it hesitates between pitches); the `reference`
-  regressor has none and gives 1, so for it the other two factors do all the work.
-- energy: the frame's RMS over its 5,280 samples, in dB, on two ramps multiplied together:
-  0 at -90 dBFS rising to 1 at -70 dBFS, and 0 at 40 dB below the file's loudest frame rising
-  to 1 at 20 dB below it (the dataset drops segments more than 40 dB below their note's
-  loudest, so the model never learned such frames).
-- periodicity: from YIN's cumulative mean normalised difference d'(lag) over the lags of
-  30 Hz to 8 kHz (de Cheveigne & Kawahara 2002), which is near 0 for a periodic frame and near
-  1 for noise: 1 where its minimum is at most 0.2, 0 where it is 0.8 or more, linear between
-  (on 800 rendered dataset clips the minimum is 0.012 at the median and under 0.14 for 95%;
-  white, pink and brown noise give 0.92 or more; a tone in white noise at 0 dB SNR about 0.5).
+Confidence, 0..1, is the product of three factors, each 0..1: the model's own (for the
+`bins` model the probability mass of the +-4 bins around the peak; the `reference`
+regressor has none and gives 1), and the frame's energy and periodicity (pipeline.confidence).
 
 So digital silence and very quiet frames get 0, noise nearly 0, a steady note about the
 model's own confidence. Use it as CREPE's: keep the frames above a threshold (0.5 is a
@@ -45,67 +35,30 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import sys
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from pipeline import constants as C
 from pipeline.artifacts import write_text
+from pipeline.audio import read_audio, to_model_rate
+from pipeline.confidence import ENERGY_FLOOR_DBFS, energy_score, frame_levels, periodicity_score
+from pipeline.config import Config
 from pipeline.errors import PipelineError, silenced_stderr
-from pipeline.rendering import hz_to_midi, midi_to_hz, note_name
+from pipeline.pitch import hz_to_midi, midi_to_hz, note_name
 
-FORMATS = "WAV, FLAC, MP3 and OGG"
-
-
-# --- audio in ----------------------------------------------------------------------------
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """(samples, channels) float32 and the sample rate; PipelineError naming the file if unusable."""
-    import soundfile as sf  # noqa: PLC0415 - keeps `import pipeline.prediction` light
-
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise PipelineError(f"{path}: is empty (0 bytes)")
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, ValueError, TypeError) as exc:
-        reason = getattr(exc, "error_string", None) or str(exc).strip().splitlines()[-1] or type(exc).__name__
-        raise PipelineError(f"{path}: cannot be read as audio ({reason.rstrip('.')}); "
-                            f"{FORMATS} files are supported") from None
-    except MemoryError:
-        raise PipelineError(f"{path}: too long to hold in memory; cut it into shorter files") from None
-    if audio.size == 0:
-        raise PipelineError(f"{path}: has no audio samples (empty file)")
-    return audio, sr
+PREDICT_HOP_SECONDS = 0.010     # CREPE's default: 100 frames per second of audio
+SUMMARY_HOP_SECONDS = C.CLIP_SECONDS / 2  # --summary: every sample lies in two windows (6 per second)
+HALF_CLIP = C.CLIP_SAMPLES // 2  # 2,640: frames are centred, so the audio is padded by this on both sides
+F0_CSV_SUFFIX = ".f0.csv"       # song.wav -> song.f0.csv, CREPE's name
+SUMMARY_FRAME_SHARE = 0.5       # --summary: frames with at least this share of the best frame's confidence
+SUMMARY_MIN_CONFIDENCE = 0.1    # --summary: a file whose best frame is below this has no pitch
 
 
-def to_model_rate(audio: np.ndarray, sr: int) -> np.ndarray:
-    """(samples,) or (samples, channels) at `sr` -> mono float32 at 16 kHz."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim not in (1, 2):
-        raise PipelineError(f"audio must be (samples,) or (samples, channels), got shape {audio.shape}")
-    if audio.size == 0:
-        raise PipelineError("the audio has no samples")
-    if audio.ndim == 2:
-        audio = audio.mean(axis=1, dtype=np.float32)
-    if isinstance(sr, bool) or not isinstance(sr, (int, float, np.number)) or not float(sr).is_integer() or sr <= 0:
-        raise PipelineError(f"sample rate must be a positive whole number of Hz, got {sr!r}")
-    sr = int(sr)
-    if not np.all(np.isfinite(audio)):
-        raise PipelineError("the audio contains NaN or infinite samples")
-    if sr != C.SAMPLE_RATE:
-        import soxr  # noqa: PLC0415
-
-        audio = soxr.resample(audio, sr, C.SAMPLE_RATE, quality="VHQ")
-    return np.ascontiguousarray(audio, dtype=np.float32)
-
-
+# --- frames -------------------------------------------------------------------------------------
 def hop_samples(hop: float) -> int:
     """A hop in seconds -> whole samples at 16 kHz (at least one)."""
     try:
@@ -113,70 +66,20 @@ def hop_samples(hop: float) -> int:
     except (TypeError, ValueError):
         seconds = float("nan")
     if not np.isfinite(seconds):
-        raise PipelineError(f"hop must be a number of seconds, got {hop!r}; e.g. {C.PREDICT_HOP_SECONDS}")
+        raise PipelineError(f"hop must be a number of seconds, got {hop!r}; e.g. {PREDICT_HOP_SECONDS}")
     samples = round(seconds * C.SAMPLE_RATE)
     if samples < 1:
         raise PipelineError(f"hop {hop!r} s is shorter than one sample at {C.SAMPLE_RATE} Hz; "
-                            f"use e.g. {C.PREDICT_HOP_SECONDS}")
+                            f"use e.g. {PREDICT_HOP_SECONDS}")
     return int(samples)
 
 
-# --- the confidence factors -------------------------------------------------------------------
-def _ramp(x: np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
-    return np.clip((np.asarray(x, dtype=np.float64) - zero_at) / (one_at - zero_at), 0.0, 1.0)
-
-
-def frame_levels(padded: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """RMS in dBFS of the 5,280-sample windows starting at `starts` of the padded audio."""
-    total = np.concatenate([[0.0], np.cumsum(np.square(padded, dtype=np.float64))])
-    power = (total[starts + C.CLIP_SAMPLES] - total[starts]) / C.CLIP_SAMPLES
-    return 10.0 * np.log10(np.maximum(power, 10.0 ** (C.SILENCE_DB / 10.0)))
-
-
-def energy_score(levels_db: np.ndarray) -> np.ndarray:
-    """0..1 per frame from its RMS (dBFS), absolute and relative to the loudest frame."""
-    levels_db = np.asarray(levels_db, dtype=np.float64)
-    if levels_db.size == 0:
-        return levels_db
-    absolute = _ramp(levels_db, C.ENERGY_FLOOR_DBFS, C.ENERGY_FULL_DBFS)
-    relative = _ramp(levels_db - levels_db.max(), -C.ENERGY_FLOOR_DB_BELOW_LOUDEST,
-                     -C.ENERGY_FULL_DB_BELOW_LOUDEST)
-    return absolute * relative
-
-
-def yin_dprime_min(clips: np.ndarray) -> np.ndarray:
-    """(N, 5280) windows -> (N,) minimum of YIN's d'(lag) over lags 2..534 (8 kHz .. 30 Hz).
-
-    d(lag) = sum over the first W = 5280 - 534 samples of (x[j] - x[j + lag])^2, computed as
-    energy + shifted energy - 2 * cross-correlation (one FFT pair per window);
-    d'(lag) = d(lag) * lag / sum(d(1..lag)).
-    """
-    import scipy.fft  # noqa: PLC0415
-
-    x = np.asarray(clips, dtype=np.float64)
-    n, max_lag = x.shape[1], C.PERIODICITY_MAX_LAG
-    width = n - max_lag
-    size = scipy.fft.next_fast_len(n, real=True)
-    cross = scipy.fft.irfft(np.conj(scipy.fft.rfft(x[:, :width], size)) * scipy.fft.rfft(x, size), size)
-    lags = np.arange(max_lag + 1)
-    energy = np.concatenate([np.zeros((len(x), 1)), np.cumsum(np.square(x), axis=1)], axis=1)
-    shifted = energy[:, lags + width] - energy[:, lags]
-    diff = np.maximum(cross[:, :1] + shifted - 2.0 * cross[:, :max_lag + 1], 0.0)[:, 1:]
-    running = np.cumsum(diff, axis=1)
-    tiny = np.finfo(np.float64).tiny
-    dprime = np.where(running > tiny, diff * lags[1:] / np.maximum(running, tiny), 1.0)
-    return dprime[:, C.PERIODICITY_MIN_LAG - 1:].min(axis=1)
-
-
-def periodicity_score(clips: np.ndarray) -> np.ndarray:
-    """0..1 per window: 1 for a clearly periodic frame, 0 for noise."""
-    return _ramp(yin_dprime_min(clips), C.APERIODIC_DPRIME, C.PERIODIC_DPRIME)
-
-
+# --- windows ----------------------------------------------------------------------------------
 def normalise_peaks(clips: np.ndarray) -> np.ndarray:
     """Scale each window (in place) to a -1 dBFS peak, as the training clips were; silence stays silent."""
     peaks = np.abs(clips).max(axis=1, keepdims=True)
-    clips *= np.where(peaks > 0, C.PEAK_NORMALIZE_LINEAR / np.maximum(peaks, np.finfo(np.float32).tiny), 1.0).astype(clips.dtype)
+    scale = np.where(peaks > 0, C.PEAK_NORMALIZE_LINEAR / np.maximum(peaks, np.finfo(np.float32).tiny), 1.0)
+    clips *= scale.astype(clips.dtype)
     return clips
 
 
@@ -203,7 +106,7 @@ class _Track:
     @classmethod
     def from_audio(cls, audio16k: np.ndarray, hop: int) -> _Track:
         n_frames = 1 + len(audio16k) // hop
-        padded = np.pad(audio16k, (C.HALF_CLIP, C.HALF_CLIP))
+        padded = np.pad(audio16k, (HALF_CLIP, HALF_CLIP))
         starts = np.arange(n_frames) * hop
         levels = frame_levels(padded, starts)
         energy = energy_score(levels)
@@ -241,16 +144,17 @@ class Prediction:
     @property
     def silent(self) -> bool:
         """No frame loud enough to analyse (every frame at or below -90 dBFS RMS)."""
-        return self.loudest_dbfs <= C.ENERGY_FLOOR_DBFS
+        return self.loudest_dbfs <= ENERGY_FLOOR_DBFS
 
     def silence_note(self) -> str:
-        level = "digital silence" if self.loudest_dbfs <= C.SILENCE_DB else f"loudest frame {self.loudest_dbfs:.0f} dBFS RMS"
-        return f"silent ({level}, at or below {C.ENERGY_FLOOR_DBFS:.0f} dBFS): every frame has confidence 0"
+        level = ("digital silence" if self.loudest_dbfs <= C.SILENCE_DB
+                 else f"loudest frame {self.loudest_dbfs:.0f} dBFS RMS")
+        return f"silent ({level}, at or below {ENERGY_FLOOR_DBFS:.0f} dBFS): every frame has confidence 0"
 
 
 def _run_batch(pieces: list[tuple[_Track, np.ndarray]], predictor) -> None:
     """Analyse the listed frames of one or more tracks in one model call; fill in their results."""
-    from pipeline.features import spectrogram  # noqa: PLC0415
+    from pipeline.features import spectrogram
 
     clips = normalise_peaks(np.concatenate([track.windows(frames) for track, frames in pieces]))
     hz, model_confidence = predictor.predict(spectrogram(clips, predictor.scaling))
@@ -298,7 +202,7 @@ def _analyse(items: Iterable[tuple[object, _Track | PipelineError]], predictor,
 
 
 # --- layer 1: arrays ----------------------------------------------------------------------
-def predict_frames(audio: np.ndarray, sr: int, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+def predict_frames(audio: np.ndarray, sr: int, predictor, hop: float = PREDICT_HOP_SECONDS,
                    batch_size: int = C.PREDICT_BATCH) -> Prediction:
     """Like `predict`, returning a Prediction (which also knows whether the audio was silent)."""
     track = _Track.from_audio(to_model_rate(audio, sr), hop_samples(hop))
@@ -307,7 +211,7 @@ def predict_frames(audio: np.ndarray, sr: int, predictor, hop: float = C.PREDICT
     raise AssertionError("unreachable")
 
 
-def predict(audio: np.ndarray, sr: int, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+def predict(audio: np.ndarray, sr: int, predictor, hop: float = PREDICT_HOP_SECONDS,
             batch_size: int = C.PREDICT_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """f0 of an array: (samples,) or (samples, channels) at any rate -> (time s, frequency Hz, confidence 0..1).
 
@@ -319,7 +223,7 @@ def predict(audio: np.ndarray, sr: int, predictor, hop: float = C.PREDICT_HOP_SE
 
 
 # --- layer 2: a file ------------------------------------------------------------------------
-def predict_from_file(path: str | Path, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+def predict_from_file(path: str | Path, predictor, hop: float = PREDICT_HOP_SECONDS,
                       batch_size: int = C.PREDICT_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`predict` on a WAV, FLAC, MP3 or OGG file at any sample rate and channel count."""
     p = _prediction_of_file(path, predictor, hop, batch_size)
@@ -343,7 +247,7 @@ def write_csv(out_csv: str | Path, time: np.ndarray, frequency: np.ndarray, conf
     return out_csv
 
 
-def predict_file_to_csv(path: str | Path, out_csv: str | Path, predictor, hop: float = C.PREDICT_HOP_SECONDS,
+def predict_file_to_csv(path: str | Path, out_csv: str | Path, predictor, hop: float = PREDICT_HOP_SECONDS,
                         batch_size: int = C.PREDICT_BATCH) -> Path:
     """Predict a file and write its CSV; returns the CSV's path."""
     return write_csv(out_csv, *predict_from_file(path, predictor, hop, batch_size))
@@ -353,7 +257,7 @@ def csv_path(audio_path: str | Path, output_dir: str | Path | None = None) -> Pa
     """song.wav -> song.f0.csv, beside the audio or in `output_dir`."""
     audio_path = Path(audio_path)
     folder = Path(output_dir) if output_dir is not None else audio_path.parent
-    return folder / (audio_path.stem + C.F0_CSV_SUFFIX)
+    return folder / (audio_path.stem + F0_CSV_SUFFIX)
 
 
 # --- one number for a single-note file ----------------------------------------------------------
@@ -383,10 +287,10 @@ def summarize(frequency: np.ndarray, confidence: np.ndarray) -> Summary:
     frequency, confidence = np.asarray(frequency, np.float64), np.asarray(confidence, np.float64)
     usable = (frequency > 0) & np.isfinite(frequency) & (confidence > 0)
     best = float(confidence[usable].max()) if usable.any() else 0.0
-    if best < C.SUMMARY_MIN_CONFIDENCE:
-        raise PipelineError(f"no pitched frame (best confidence {best:.2f} < {C.SUMMARY_MIN_CONFIDENCE}): "
+    if best < SUMMARY_MIN_CONFIDENCE:
+        raise PipelineError(f"no pitched frame (best confidence {best:.2f} < {SUMMARY_MIN_CONFIDENCE}): "
                             "silent, noise or not a pitched note?")
-    used = usable & (confidence >= C.SUMMARY_FRAME_SHARE * best)
+    used = usable & (confidence >= SUMMARY_FRAME_SHARE * best)
     midi_f0 = _weighted_median(hz_to_midi(frequency[used]), confidence[used])
     nearest = int(np.clip(round(midi_f0), C.MIDI_MIN, C.MIDI_MAX))
     return Summary(float(midi_to_hz(midi_f0)), nearest, note_name(nearest),
@@ -436,7 +340,7 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
     """
     paths = [Path(p) for p in paths]
     if hop is None:
-        hop = C.SUMMARY_HOP_SECONDS if summary else C.PREDICT_HOP_SECONDS
+        hop = SUMMARY_HOP_SECONDS if summary else PREDICT_HOP_SECONDS
     hop_n = hop_samples(hop)
     owners: dict[Path, Path] = {}
     for key, item in _analyse(_tracks(paths, hop_n), predictor, batch_size):
@@ -472,10 +376,9 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
 
 def load_predictor(model_path: str | Path):
     """pipeline.model.Predictor.load; TensorFlow is imported here, only when a model is needed."""
-    from pipeline.model import Predictor  # noqa: PLC0415
+    from pipeline.model import Predictor
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow's C++ start-up lines ignore its log level
+    # Keras prints its own warnings about the saved file: the user needs the f0, not those
     with silenced_stderr():  # a failed load still raises its PipelineError, printed afterwards
         return Predictor.load(model_path)
 
@@ -487,7 +390,7 @@ def predict_files(paths: Iterable[str | Path], model_path: str | Path, output_di
     return list(iter_files(paths, load_predictor(model_path), output_dir, hop, summary, batch_size))
 
 
-def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: float = C.SUMMARY_HOP_SECONDS,
+def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: float = SUMMARY_HOP_SECONDS,
                     batch_size: int = C.PREDICT_BATCH, with_errors: bool = False):
     """Each single-note file's f0 in Hz, NaN where it failed (unreadable, silent, no pitch).
 
@@ -500,47 +403,31 @@ def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: fl
     return hz
 
 
-# --- the command ---------------------------------------------------------------------------------
+# --- for the command line (pipeline.cli prints) ----------------------------------------------------
 def default_model_path() -> Path:
-    return Path(C.MODEL_ROOT) / "default" / C.MODEL_FILE
+    """models/default/model.keras: what `make` trains with the default config."""
+    return Config().model_dir / C.MODEL_FILE
 
 
-def predict_files_cli(args) -> int:
-    """`pipeline predict AUDIO... [--model M] [--output DIR] [--hop S] [--summary] [--batch-size N]`.
-
-    One line per file on stdout (its CSV, or its summary); one `error: FILE: why` line on
-    stderr per file that failed, and `warning: ...` for a silent file; exit 1 if any file failed.
-    """
-    hop = args.hop if args.hop is not None else (C.SUMMARY_HOP_SECONDS if args.summary else C.PREDICT_HOP_SECONDS)
+def check_options(hop: float | None, summary: bool, batch_size: int) -> float:
+    """The hop in seconds that `iter_files` will use (None: its default); PipelineError for a
+    hop or a batch size it cannot use, before the model is loaded."""
+    if hop is None:
+        hop = SUMMARY_HOP_SECONDS if summary else PREDICT_HOP_SECONDS
     hop_samples(hop)
-    if args.batch_size < 1:
-        raise PipelineError(f"--batch-size must be at least 1, got {args.batch_size}")
-    predictor = load_predictor(Path(args.model) if args.model else default_model_path())
-    failed = rows = 0
+    if batch_size < 1:
+        raise PipelineError(f"--batch-size must be at least 1, got {batch_size}")
+    return hop
+
+
+def write_summary_table(out_csv: str | Path, results: Iterable[FileResult]) -> Path:
+    """`path,frequency,note,cents,confidence`, a row per file with a summary; written atomically."""
     table = io.StringIO()
-    summary_csv = csv.writer(table, lineterminator="\n")
-    summary_csv.writerow(["path", "frequency", "note", "cents", "confidence"])
-    for rows, result in enumerate(iter_files(args.audio, predictor, args.output, hop, args.summary,
-                                             args.batch_size), start=1):
-        if result.error:
-            failed += 1
-            print(f"error: {result.error}", file=sys.stderr, flush=True)
-            continue
-        if result.warning:
-            print(f"warning: {result.warning}", file=sys.stderr, flush=True)
-        if result.summary:
-            s = result.summary
-            print(f"{result.path}: {s.line()}", flush=True)
-            summary_csv.writerow([result.path, f"{s.frequency:.3f}", s.note, f"{s.cents:.2f}", f"{s.confidence:.4f}"])
-        else:
-            voiced = int(np.count_nonzero(result.prediction.confidence >= 0.5))
-            print(f"{result.path} -> {result.csv} ({len(result.prediction.time)} frames, "
-                  f"{voiced} with confidence >= 0.5)", flush=True)
-    if args.summary and args.output and rows > failed:
-        out = Path(args.output) / "summary.csv"
-        write_text(out, table.getvalue())
-        print(f"summary table: {out}")
-    if failed:
-        print(f"{failed} of {rows} files failed", file=sys.stderr)
-        return 1
-    return 0
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["path", "frequency", "note", "cents", "confidence"])
+    for r in results:
+        if r.summary:
+            s = r.summary
+            writer.writerow([r.path, f"{s.frequency:.3f}", s.note, f"{s.cents:.2f}", f"{s.confidence:.4f}"])
+    write_text(out_csv, table.getvalue())
+    return Path(out_csv)

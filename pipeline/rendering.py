@@ -9,11 +9,8 @@ dataset byte-identical whatever the number of workers.
 from __future__ import annotations
 
 import ctypes
-import difflib
 import io
 import os
-import shutil
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,78 +18,22 @@ import numpy as np
 
 from pipeline import constants as C
 from pipeline.artifacts import sha256_file
-from pipeline.config import Config
 from pipeline.errors import PipelineError, silenced_stderr
+from pipeline.instruments import resolve_instrument
 
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 # MIDI channel used for every note; channel 10 (index 9) is GM percussion
 CHANNEL = 0
 MIDI_TEMPO_BPM = 60  # one beat per second, so MIDI times in beats are seconds
+FLUID_BLOCK = 64     # FluidSynth renders in blocks of 64 samples
 
 
-# --- instruments ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class Instrument:
-    program: int   # 0-based GM program number
-    name: str      # GM name
-    family: str
-
-    @property
-    def slug(self) -> str:
-        return "".join(ch if ch.isalnum() else "_" for ch in self.name.lower()).strip("_").replace("__", "_")
-
-
-@lru_cache(maxsize=None)
-def resolve_instrument(spec: str | int) -> Instrument:
-    """A GM instrument by name (case-insensitive) or 0-based program number (cached: every
-    NoteSpec.instrument call lands here, nine times per note)."""
-    names = {n.lower(): i for i, n in enumerate(C.GM_PROGRAMS)}
-    text = str(spec).strip()
-    if text.isdigit():
-        program = int(text)
-        if not 0 <= program < 128:
-            raise PipelineError(f"unknown instrument {spec!r}: GM program numbers run 0 to 127")
-    elif text.lower() in names:
-        program = names[text.lower()]
-    else:
-        close = difflib.get_close_matches(text, C.GM_PROGRAMS, n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
-            "use a General MIDI name such as 'Violin' or a program number 0-127"
-        raise PipelineError(f"unknown instrument {spec!r}; {hint}")
-    return Instrument(program, C.GM_PROGRAMS[program], C.GM_FAMILIES[program // 8])
-
-
-# --- pitch ---------------------------------------------------------------------------
-def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
-    return C.A4_HZ * 2.0 ** ((np.asarray(midi, dtype=np.float64) - C.A4_MIDI) / 12.0)
-
-
-def hz_to_midi(hz: float | np.ndarray) -> float | np.ndarray:
-    return C.A4_MIDI + 12.0 * np.log2(np.asarray(hz, dtype=np.float64) / C.A4_HZ)
-
-
-def note_name(midi: int) -> str:
-    """MIDI 69 -> 'A4', 61 -> 'Cs4' (s for sharp, safe in file names)."""
-    return f"{C.NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
-
-
-def bend_for_cents(cents: float) -> int:
-    """Nearest 14-bit pitch-wheel offset (-8192..8191) for a detune in cents."""
-    value = round(cents / C.PITCH_BEND_RANGE_CENTS * C.PITCH_BEND_CENTER)
-    return int(np.clip(value, -C.PITCH_BEND_CENTER, C.PITCH_BEND_CENTER - 1))
-
-
-def cents_for_bend(bend: int) -> float:
-    """The exact detune a wheel offset produces: the label uses this, not the request."""
-    return bend * C.PITCH_BEND_RANGE_CENTS / C.PITCH_BEND_CENTER
-
-
+# --- MIDI ----------------------------------------------------------------------------
 def check_note(midi: int) -> None:
     if not C.MIDI_MIN <= midi <= C.MIDI_MAX:
         raise PipelineError(f"note {midi} is outside MIDI 0-127; set data.note_low/note_high inside that range")
 
 
-# --- MIDI ----------------------------------------------------------------------------
 def note_midi_bytes(program: int, midi: int, velocity: int, bend: int, hold_seconds: float) -> bytes:
     """A one-note Standard MIDI File: program change, bend range, pitch bend, note on and off."""
     from midiutil import MIDIFile
@@ -135,6 +76,11 @@ def soundfont_info(path: str | Path) -> dict:
     path = Path(path)
     stat = check_soundfont(path)
     return _soundfont_info(str(path.resolve()), stat.st_size, stat.st_mtime)
+
+
+def clear_soundfont_cache() -> None:
+    """Forget the soundfonts hashed so far: the next soundfont_info hashes the file again."""
+    _soundfont_info.cache_clear()
 
 
 def soundfont_stat(path: str | Path) -> tuple[int, int]:
@@ -186,19 +132,6 @@ def _quiet_fluidsynth_warnings(fs) -> None:
             set_log(level, None, None)
 
 
-def uses_sox(cfg: Config) -> bool:
-    """Whether a build runs sox processes: the sox resampler, or sox effects on augmented notes."""
-    return cfg.data.resampler == "sox" or (cfg.augment.share > 0 and bool(cfg.augment.sox_effects))
-
-
-def require_sox() -> str:
-    path = shutil.which("sox")
-    if path is None:
-        raise PipelineError("the sox program is missing; install it: apt-get install sox libsox-fmt-all "
-                            "(or run make setup)")
-    return path
-
-
 class Renderer:
     """Renders notes to float32 stereo with one soundfont, loaded once.
 
@@ -247,7 +180,7 @@ class Renderer:
     def render(self, midi_file: bytes, seconds: float, reverb: bool = False, chorus: bool = False) -> np.ndarray:
         """Render a MIDI file for `seconds` (rounded up to whole blocks): float32 array (n, 2)."""
         api = self._api
-        total = _blocks(seconds * self.rate)
+        total = block_align(seconds * self.rate)
         out = np.zeros((total, 2), dtype=np.float32)
         synth = self._fs.new_fluid_synth(self.keeper.settings)
         try:
@@ -257,7 +190,7 @@ class Renderer:
                 api.fx_on(synth, "chorus", chorus)
             done = 0
             for at, message in midi_events(midi_file):
-                position = min(_blocks(at * self.rate), total)
+                position = min(block_align(at * self.rate), total)
                 if position > done:
                     api.write(synth, out[done:position])
                     done = position
@@ -316,19 +249,6 @@ class _FluidApi:
             fs.fluid_synth_noteoff(synth, ch, message.note)
 
 
-def _blocks(samples: float) -> int:
+def block_align(samples: float) -> int:
     """Round a sample count up to whole FluidSynth blocks (events land on block edges)."""
-    return int(np.ceil(round(samples, 6) / C.FLUID_BLOCK)) * C.FLUID_BLOCK
-
-
-def check_environment(cfg: Config) -> list[str]:
-    """Check the tools and the soundfont a build needs; return what was found."""
-    sox = [f"sox: {require_sox()}"] if uses_sox(cfg) else [f"resampler: {cfg.data.resampler} (in-process)"]
-    renderer = Renderer(cfg.data.soundfont, cfg.data.gain)
-    try:
-        renderer.require_programs(resolve_instrument(i).program for i in cfg.data.instruments)
-    finally:
-        renderer.close()
-    info = soundfont_info(cfg.data.soundfont)
-    return [*sox, f"soundfont: {info['name']} sha256 {info['sha256'][:16]}...",
-            f"instruments: {len(cfg.data.instruments)} OK", f"cores: {os.cpu_count()}"]
+    return int(np.ceil(round(samples, 6) / FLUID_BLOCK)) * FLUID_BLOCK

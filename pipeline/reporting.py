@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline import constants as C
-from pipeline.artifacts import atomic_path, write_json, write_text
+from pipeline.artifacts import atomic_path, tool_versions, write_json, write_text
 from pipeline.errors import PipelineError
-from pipeline.evaluation import GROUP_COLUMNS, METRICS, by_group, cents_error, summary
-from pipeline.rendering import midi_to_hz, note_name
+from pipeline.evaluation import GROUP_COLUMNS, METRICS, by_group, summary
+from pipeline.pitch import cents, midi_to_hz, note_name
 
 # file stem -> the predictions column each table groups by
 GROUPINGS = {"by_pitch": "midi", "by_instrument": "instrument", "by_segment": "segment",
@@ -30,6 +30,8 @@ GROUPINGS = {"by_pitch": "midi", "by_instrument": "instrument", "by_segment": "s
 LABEL_COLUMNS = ["path", "instrument", "instrument_name", "family", "program", "midi", "note", "frequency",
                  "detune_cents", "bend", "velocity", "segment", "augment", "snr_db"]
 SUBSET_COLUMN = "baseline_clip"   # True on the test clips the baselines ran on
+PLOT_DPI = 120
+PLOT_LOG_FLOOR = 0.01           # a zero error drawn at this height on the plot's log axes
 
 
 @dataclass
@@ -103,7 +105,7 @@ def predictions_table(labels: pd.DataFrame, estimates: dict[str, np.ndarray],
     frame = labels[[c for c in LABEL_COLUMNS if c in labels.columns]].reset_index(drop=True).copy()
     for name, hz in estimates.items():
         frame[f"{name}_hz"] = np.asarray(hz, dtype=np.float64)
-        frame[f"{name}_cents"] = cents_error(frame["frequency"], hz)
+        frame[f"{name}_cents"] = cents(frame["frequency"], hz)
         if confidences and name in confidences:
             frame[f"{name}_confidence"] = np.asarray(confidences[name], dtype=np.float64)
     return frame
@@ -124,7 +126,7 @@ def plot_by_pitch(by_pitch: pd.DataFrame, estimators: list[Estimator], path: Pat
     for name, table in by_pitch.groupby("estimator", sort=False):
         for ax, (column, label, log) in zip(axes, panels):
             # a perfect note would vanish from a log axis: floor it just visibly above zero
-            values = np.maximum(table[column], C.PLOT_LOG_FLOOR) if log else table[column]
+            values = np.maximum(table[column], PLOT_LOG_FLOOR) if log else table[column]
             ax.plot(table["midi"], values, marker="o", markersize=3, linewidth=1, label=titles.get(name, name))
             ax.set_ylabel(label)
             ax.set_yscale("log" if log else "linear")
@@ -136,7 +138,7 @@ def plot_by_pitch(by_pitch: pd.DataFrame, estimators: list[Estimator], path: Pat
     fig.suptitle("Prediction errors by pitch (test split)")
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=C.PLOT_DPI)
+        fig.savefig(tmp, format="png", dpi=PLOT_DPI)
     plt.close(fig)
 
 
@@ -280,18 +282,6 @@ def print_summary(table: pd.DataFrame) -> None:
     print(format_summary(table))
 
 
-# --- evaluate a folder (pipeline evaluate) ------------------------------------------------------
-def write_folder_evaluation(frame: pd.DataFrame, out_dir: str | Path, context: dict) -> pd.DataFrame:
-    """The report's files for `pipeline evaluate`: the model's estimates in frame['estimate']."""
-    predictions = predictions_table(frame, {"model": frame["estimate"].to_numpy()})
-    model = Estimator("model", "model", "model", details={"path": context.get("model")})
-    page = {"title": f"Evaluation of {context.get('audio_dir', 'a folder')}",
-            "intro": [f"Model `{context.get('model')}` on {len(frame)} labeled files."],
-            "reproduce": [f"`pipeline evaluate {context.get('audio_dir')} --model {context.get('model')}`"],
-            "metrics": {"context": context}}
-    return write_report(predictions, [model], out_dir, page)
-
-
 # --- the stage ------------------------------------------------------------------------------
 def _model_estimates(cfg, features, path: Path, name: str, title: str) -> tuple[Estimator, np.ndarray, np.ndarray]:
     from pipeline.model import Predictor
@@ -324,10 +314,10 @@ def baseline_rows(n: int, limit: int) -> np.ndarray:
 
 def _baseline_estimates(cfg, rows: pd.DataFrame) -> tuple[list[Estimator], dict[str, np.ndarray], np.ndarray]:
     from pipeline.baselines import run_baselines
-    from pipeline.dataset import read_clips
+    from pipeline.clips import read_clips
 
     mask = baseline_rows(len(rows), cfg.report.max_baseline_clips)
-    clips = read_clips(cfg, rows[mask]) if cfg.report.baselines else None
+    clips = read_clips(cfg.data_dir, rows[mask]) if cfg.report.baselines else None
     estimators, estimates = [], {}
     for name, result in run_baselines(cfg.report.baselines, clips).items():
         subset = not mask.all()
@@ -378,8 +368,6 @@ def build_report(cfg) -> pd.DataFrame:
 
 
 def _stage_context(cfg, rows: pd.DataFrame, estimators: list[Estimator], data_hash: str, n_baseline: int) -> dict:
-    from pipeline.artifacts import tool_versions
-
     instruments = sorted(rows["instrument_name"].unique()) if "instrument_name" in rows else []
     intro = [f"Test split of dataset `{cfg.name}`: {len(rows)} clips"
              + (f" from {', '.join(instruments)}" if instruments else "")

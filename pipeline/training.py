@@ -13,7 +13,6 @@ The epoch's shuffle comes from (seed, epoch), so a resumed run sees the same bat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -27,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline import constants as C
-from pipeline.artifacts import atomic_path, ensure_dir, tool_versions, write_json, write_text
+from pipeline.artifacts import atomic_path, ensure_dir, fingerprint, tool_versions, write_json, write_text
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.features import dataset_hash, load_split
-from pipeline.model import build_network, custom_layers, encoding_to_dict, make_encoding, sidecar_path
+from pipeline.model import build_network, custom_layers, encoding_to_dict, import_keras, make_encoding, sidecar_path
+from pipeline.pitch import cents, within
 
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
@@ -86,7 +86,7 @@ def epoch_batches(n: int, batch: int, seed: int, first_epoch: int, epochs: int) 
 
 def make_dataset(features: np.ndarray, hz: np.ndarray, encoding, batches: np.ndarray):
     """tf.data over index batches: each step gathers its rows from the memory map."""
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     def gather(index):
         index = np.sort(index)  # ascending rows read the memory map sequentially
@@ -110,8 +110,8 @@ def _devices(cfg: Config):
     TF_CONFIG set (several machines, each running the same `pipeline train`):
     MultiWorkerMirroredStrategy; several local GPUs: MirroredStrategy; else the default.
     """
-    import keras  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    keras = import_keras()  # first: it keeps TensorFlow's start-up lines off the terminal
+    import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()  # first: it must precede other TF work
@@ -132,24 +132,21 @@ def learning_rate(cfg: Config, epoch: int, epochs: int) -> float:
 
 
 def _fingerprint(cfg: Config, plan: dict, data: TrainingData) -> str:
-    payload = {"model": cfg.to_dict()["model"], "train": cfg.to_dict()["train"], "plan": plan,
-               "features": cfg.to_dict()["features"], "dataset": data.dataset_sha256,
-               "format": C.MODEL_FORMAT_VERSION}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    """What a checkpoint depends on: a run resumes only from one with the same fingerprint."""
+    return fingerprint({"model": cfg.to_dict()["model"], "train": cfg.to_dict()["train"], "plan": plan,
+                        "features": cfg.to_dict()["features"], "dataset": data.dataset_sha256,
+                        "format": C.MODEL_FORMAT_VERSION})
 
 
-def _compile(network, cfg: Config, variant: str) -> None:
-    import keras  # noqa: PLC0415
+def compile_network(network, cfg: Config, variant: str) -> None:
+    """Adam at train.learning_rate; cross-entropy for the bins head, MSE (and MAE) for the regressor."""
+    import keras
 
     if variant == "bins":
         loss, metrics = keras.losses.CategoricalCrossentropy(), []
     else:
         loss, metrics = keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
     network.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss, metrics=metrics)
-
-
-def cents_errors(ref_hz: np.ndarray, est_hz: np.ndarray) -> np.ndarray:
-    return np.abs(1200.0 * np.log2(np.maximum(est_hz, 1e-6) / ref_hz))
 
 
 class _Run:
@@ -177,11 +174,11 @@ class _Run:
             return None
         if state.get("fingerprint") != self.fingerprint or not self.last.is_file():
             return None
-        import keras  # noqa: PLC0415
+        import keras
 
         try:
             network = keras.saving.load_model(self.last, custom_objects=custom_layers())
-        except Exception:  # noqa: BLE001 - a damaged checkpoint only means starting over
+        except Exception:  # a damaged checkpoint only means starting over
             return None
         self.state = state
         return network
@@ -204,7 +201,7 @@ class _Run:
 
 def _epoch_callback(cfg: Config, run: _Run, data: TrainingData, encoding, plan: dict, history_path: Path,
                     label: str):
-    import keras  # noqa: PLC0415
+    import keras
 
     class EpochEnd(keras.callbacks.Callback):
         """Sets the learning rate, scores validation in cents, checkpoints, stops early, prints."""
@@ -251,10 +248,11 @@ def validate(network, data: TrainingData, encoding) -> dict:
     outputs = np.concatenate([np.asarray(predict(np.asarray(data.val_x[i:i + C.PREDICT_BATCH], np.float32)))
                               for i in range(0, len(data.val_x), C.PREDICT_BATCH)])
     hz, _ = encoding.decode(outputs)
-    cents = cents_errors(data.val_hz, hz)
+    # a regressor's estimate at or below 0 Hz counts as a very large error, not NaN: the mean stays finite
+    error = np.abs(cents(data.val_hz, np.maximum(hz, 1e-6)))
     return {"val_loss": encoding.loss(outputs, encoding.encode(data.val_hz)),
-            "val_cents_mean": float(cents.mean()), "val_cents_median": float(np.median(cents)),
-            "val_rpa50": float(np.mean(cents <= 50.0))}
+            "val_cents_mean": float(error.mean()), "val_cents_median": float(np.median(error)),
+            "val_rpa50": float(np.mean(within(error, C.CENT_TOLERANCE)))}
 
 
 def format_epoch(label: str, row: dict, epochs: int, improved: bool) -> str:
@@ -270,7 +268,7 @@ def write_history(path: Path, rows: list[dict]) -> None:
     write_text(path, pd.DataFrame(rows).to_csv(index=False))
 
 
-def _plan(cfg: Config, variant: str, primary: bool, n_train: int) -> dict:
+def model_plan(cfg: Config, variant: str, primary: bool, n_train: int) -> dict:
     """Width and epochs of this model (the comparison reference may be cheaper), batch, steps."""
     width, epochs = cfg.model.width, cfg.train.epochs
     if not primary:
@@ -305,7 +303,7 @@ def _is_chief(strategy) -> bool:
 
 
 def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, devices) -> dict:
-    import keras  # noqa: PLC0415
+    import keras
 
     strategy, mixed, n_gpus = devices
     variant = plan["variant"]
@@ -318,7 +316,7 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
         if network is None:
             run.reset()
             network = _network(cfg, plan, encoding, data)
-            _compile(network, cfg, variant)
+            compile_network(network, cfg, variant)
         else:
             print(f"[{variant}] resuming after epoch {run.state['epochs_done']} from {run.folder}")
     network.summary(print_fn=lambda line, *a, **k: print(line))
@@ -338,7 +336,7 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
 
 
 def _multi_worker(strategy) -> bool:
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -349,7 +347,7 @@ def _fit_multi_worker(network, strategy, dataset, plan: dict, first: int, callba
     takes its slice of the global batch; Keras' loss divides a replica's mean by the number of
     replicas under tf.distribute, so the optimizer's all-reduced gradient sum is the global
     batch's mean gradient and the summed losses its mean loss, as in fit."""
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     loss_fn, optimizer = network.loss, network.optimizer
 
@@ -407,7 +405,7 @@ def _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus) -> dict:
 
 def _write_final(cfg, plan, encoding, data, run, out_dir: Path, meta: dict) -> None:
     """A fresh, optimizer-free network with the best weights, then its metadata; checkpoints go."""
-    import keras  # noqa: PLC0415
+    import keras
 
     final = _network(cfg, plan, encoding, data)
     if run.best.is_file():
@@ -422,17 +420,16 @@ def _write_final(cfg, plan, encoding, data, run, out_dir: Path, meta: dict) -> N
 # --- the stage -----------------------------------------------------------------------------
 def train(cfg: Config) -> dict:
     """Train the configured model (and the reference model to compare with); returns metadata."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     data = TrainingData.load(cfg)
     devices = _devices(cfg)
     print(f"training on {len(data.train_x)} clips, validating on {len(data.val_x)}; "
-          f"{'GPU x%d' % devices[2] if devices[2] else 'CPU'}, mixed precision {'on' if devices[1] else 'off'}")
+          f"{f'GPU x{devices[2]}' if devices[2] else 'CPU'}, mixed precision {'on' if devices[1] else 'off'}")
     n = len(data.train_x)
     results = {}
     if cfg.train.compare_reference and cfg.model.variant != "reference":
-        plan = _plan(cfg, "reference", primary=False, n_train=n)
+        plan = model_plan(cfg, "reference", primary=False, n_train=n)
         results["reference"] = train_variant(cfg, plan, cfg.model_dir / "reference", data, devices)
-    plan = _plan(cfg, cfg.model.variant, primary=True, n_train=n)
+    plan = model_plan(cfg, cfg.model.variant, primary=True, n_train=n)
     results[cfg.model.variant] = train_variant(cfg, plan, cfg.model_dir, data, devices)
     for name, meta in results.items():
         t = meta["training"]

@@ -1,9 +1,11 @@
 """The command line as a user meets it: one clear line per mistake, no traceback, a non-zero exit."""
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 
 import pytest
 
@@ -128,7 +130,33 @@ def test_interrupted_build_resumes_to_the_same_dataset(tmp_path, tiny_dataset):
 
 
 def test_scheduler_flag_is_the_config_key():
-    from pipeline.cli import _config, build_parser
+    from pipeline.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(["features", "--scheduler", "tcp://10.0.0.1:8786"])
-    assert _config(args).data.scheduler == "tcp://10.0.0.1:8786"
+    assert config_from_args(args).data.scheduler == "tcp://10.0.0.1:8786"
+
+
+def test_every_option_has_help_and_there_is_a_version(capsys):
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse has no public way to list them
+    assert {"data", "features", "train", "report", "check", "predict", "evaluate", "params"} <= set(commands)
+    for name, sub in [("pipeline", parser), *commands.items()]:
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help text"
+    with pytest.raises(SystemExit) as done:
+        parser.parse_args(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pipeline {metadata.version('pitch-pipeline')}"
+
+
+def test_train_keeps_tensorflows_start_up_lines_off_the_terminal():
+    """oneDNN's notice and absl's pre-init warning are written while TensorFlow loads; the
+    import is the only thing silenced, so a real error still reaches stderr."""
+    code = ("from pipeline.model import import_keras; import sys; import_keras(); "
+            "print('after', file=sys.stderr); import keras; keras.ops.convert_to_tensor([1.0])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "after"

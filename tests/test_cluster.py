@@ -63,8 +63,8 @@ def test_a_worker_with_a_different_soundfont_fails_its_shard(tmp_path, cluster):
     shutil.copy(TEST_SOUNDFONT, font)
     cfg = tiny_config(tmp_path, f'data.scheduler="{cluster.scheduler_address}"', f'data.soundfont="{font}"',
                       'data.instruments=["Violin"]', 'split.test="random"')
-    from pipeline.dataset import plan_notes, plan_shards, render_shard
-
+    from pipeline.dataset import render_shard
+    from pipeline.plan import plan_notes, plan_shards
     from pipeline.rendering import soundfont_info
 
     tasks = plan_shards(cfg, plan_notes(cfg), soundfont_info(font)["sha256"])
@@ -73,7 +73,7 @@ def test_a_worker_with_a_different_soundfont_fails_its_shard(tmp_path, cluster):
     font.write_bytes(bytes(data))
     with distributed.Client(cluster.scheduler_address) as client:
         with pytest.raises(PipelineError, match="not the planned"):
-            client.submit(render_shard, tasks[0], pure=False).result()
+            client.submit(render_shard, tasks[0].for_cluster(), pure=False).result()
 
 
 def _features_copy(tiny_dataset, root, *overrides):
@@ -103,12 +103,12 @@ def test_cluster_features_are_byte_identical_to_local_ones(tmp_path, tiny_datase
 
 def test_a_worker_killed_during_features_changes_nothing(tmp_path, tiny_dataset, cluster, monkeypatch):
     """The first finished shard kills a worker: its queued and running shards are rescheduled."""
-    from pipeline import cluster as cluster_module
+    from pipeline import workers
     from pipeline.features import build_features
 
     with distributed.Client(cluster.scheduler_address) as client:
         pids = list(client.run(os.getpid).values())
-    run_on_cluster, finished = cluster_module.run_on_cluster, []
+    run_on_cluster, finished = workers.run_on_cluster, []
 
     def killing_run_on_cluster(address, func, jobs, on_done, hint, max_in_flight=0):
         def on_done_then_kill(item, result):
@@ -118,7 +118,7 @@ def test_a_worker_killed_during_features_changes_nothing(tmp_path, tiny_dataset,
             on_done(item, result)
         run_on_cluster(address, func, jobs, on_done_then_kill, hint, max_in_flight)
 
-    monkeypatch.setattr(cluster_module, "run_on_cluster", killing_run_on_cluster)
+    monkeypatch.setattr(workers, "run_on_cluster", killing_run_on_cluster)
     local = _features_copy(tiny_dataset, tmp_path / "local", "features.batch_size=8")
     remote = _features_copy(tiny_dataset, tmp_path / "remote", "features.batch_size=8",
                             f'data.scheduler="{cluster.scheduler_address}"')

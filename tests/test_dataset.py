@@ -6,7 +6,10 @@ import pandas as pd
 import pytest
 
 from pipeline import constants as C
-from pipeline.dataset import build_dataset, load_manifest, plan_notes, read_clip
+from pipeline.clips import load_manifest, read_clip, read_clip_soundfile
+from pipeline.dataset import build_dataset
+from pipeline.plan import plan_notes
+from pipeline.splits import assign_splits
 from tests.conftest import tiny_config
 
 
@@ -39,7 +42,7 @@ def test_a4_sustain_is_440_hz(tmp_path):
 def test_detuned_clips_match_their_labels(tiny_dataset):
     # the violin's samples are tuned to within 2 cents in TimGM6mb; other presets are off by up
     # to 14 cents on their own, which no pitch bend can be blamed for
-    manifest = load_manifest(tiny_dataset)
+    manifest = load_manifest(tiny_dataset.data_dir)
     detuned = manifest[(manifest["segment"] == "sustain") & (manifest["detune_cents"].abs() > 10)
                        & (manifest["instrument"] == "violin")]
     assert len(detuned) >= 5
@@ -53,7 +56,7 @@ def test_detuned_clips_match_their_labels(tiny_dataset):
 def test_clips_are_16k_mono_5280_samples_and_normalised(tiny_dataset):
     import soundfile as sf
 
-    manifest = load_manifest(tiny_dataset)
+    manifest = load_manifest(tiny_dataset.data_dir)
     assert set(manifest["segment"]) == set(C.SEGMENTS)
     for rel in manifest["path"].sample(20, random_state=0):
         info = sf.info(str(tiny_dataset.data_dir / rel))
@@ -63,7 +66,7 @@ def test_clips_are_16k_mono_5280_samples_and_normalised(tiny_dataset):
 
 
 def test_manifest_rows_carry_labels_and_hashes(tiny_dataset):
-    manifest = load_manifest(tiny_dataset)
+    manifest = load_manifest(tiny_dataset.data_dir)
     assert manifest["path"].is_unique
     row = manifest.iloc[0]
     data = (tiny_dataset.data_dir / row["path"]).read_bytes()
@@ -77,7 +80,7 @@ def test_manifest_rows_carry_labels_and_hashes(tiny_dataset):
 
 
 def test_test_split_holds_out_whole_instruments(tiny_dataset):
-    manifest = load_manifest(tiny_dataset)
+    manifest = load_manifest(tiny_dataset.data_dir)
     assert set(manifest.loc[manifest["split"] == "test", "instrument"]) == {"flute"}
     assert "flute" not in set(manifest.loc[manifest["split"] != "test", "instrument"])
     assert {"train", "val"} <= set(manifest["split"])
@@ -89,8 +92,6 @@ def test_random_split_is_stable_and_disjoint(tmp_path):
     cfg = tiny_config(tmp_path, 'split.test="random"', "split.test_share=0.3")
     notes = plan_notes(cfg)
     frame = pd.DataFrame([{"program": n.program, "midi": n.midi, "velocity": n.velocity} for n in notes])
-    from pipeline.dataset import assign_splits
-
     first, again = assign_splits(cfg, frame), assign_splits(cfg, frame.iloc[::-1])
     assert first.equals(again.sort_index())
     assert 0.15 < (first == "test").mean() < 0.45
@@ -161,11 +162,9 @@ def test_augmentation_is_recorded_per_clip(tmp_path):
 def test_read_clip_decodes_our_wavs_exactly_as_libsndfile(tiny_dataset):
     import soundfile as sf
 
-    from pipeline.dataset import _read_clip_soundfile
-
-    manifest = load_manifest(tiny_dataset)
+    manifest = load_manifest(tiny_dataset.data_dir)
     for rel in manifest["path"][:40]:
         path = tiny_dataset.data_dir / rel
         fast = read_clip(path)
         assert fast.dtype == np.float32 and np.array_equal(fast, sf.read(str(path), dtype="float32")[0])
-        assert np.array_equal(fast, _read_clip_soundfile(path, path.read_bytes()))
+        assert np.array_equal(fast, read_clip_soundfile(path, path.read_bytes()))

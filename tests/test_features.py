@@ -7,9 +7,9 @@ import pytest
 import scipy.signal
 
 from pipeline import constants as C
-from pipeline.dataset import load_manifest, read_clips
+from pipeline.clips import load_manifest, read_clips
 from pipeline.errors import PipelineError
-from pipeline.features import build_features, load_split, spectrogram, split_path
+from pipeline.features import LOG_EPSILON, build_features, load_split, spectrogram, split_path
 
 
 def tone(hz: float, harmonics: int = 1) -> np.ndarray:
@@ -50,8 +50,8 @@ def test_batched_values_equal_the_per_clip_scipy_call():
 def test_scalings_are_the_documented_functions_of_the_magnitude():
     clip = tone(330.0, 5)[None, :]
     linear = spectrogram(clip, "linear").astype(np.float64)
-    np.testing.assert_allclose(spectrogram(clip, "log"), np.log(linear + C.LOG_EPSILON), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(spectrogram(clip, "db"), 20 * np.log10(linear + C.LOG_EPSILON),
+    np.testing.assert_allclose(spectrogram(clip, "log"), np.log(linear + LOG_EPSILON), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(spectrogram(clip, "db"), 20 * np.log10(linear + LOG_EPSILON),
                                rtol=1e-5, atol=1e-4)
     with pytest.raises(PipelineError, match="scaling"):
         spectrogram(clip, "cubic")
@@ -63,7 +63,7 @@ def test_wrong_clip_length_is_a_clear_error():
 
 
 def test_split_files_align_with_the_manifest(featured):
-    manifest = load_manifest(featured)
+    manifest = load_manifest(featured.data_dir)
     for split in C.SPLITS:
         features, rows = load_split(featured, split)
         want_rows = manifest[manifest["split"] == split]
@@ -72,7 +72,7 @@ def test_split_files_align_with_the_manifest(featured):
         assert list(rows["path"]) == list(want_rows["path"])
     features, rows = load_split(featured, "train")
     for i in (0, len(rows) // 2, len(rows) - 1):
-        want = spectrogram(read_clips(featured, rows.iloc[[i]]), "log")[0].astype(np.float16)
+        want = spectrogram(read_clips(featured.data_dir, rows.iloc[[i]]), "log")[0].astype(np.float16)
         np.testing.assert_array_equal(features[i], want)
     done = json.loads((featured.data_dir / "features" / "done.json").read_text())
     assert done["counts"] == {s: int((manifest["split"] == s).sum()) for s in C.SPLITS}
@@ -133,7 +133,7 @@ def test_features_of_an_older_dataset_are_refused(featured, tmp_path):
 
 
 def test_the_window_is_scipys_hann_to_the_bit():
-    from pipeline.features import _window
+    from pipeline.features import spectrogram_window
 
-    window, _ = _window()
+    window, _ = spectrogram_window()
     assert np.array_equal(window, scipy.signal.get_window("hann", C.WINDOW_LENGTH).astype(np.float32))

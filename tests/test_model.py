@@ -8,8 +8,7 @@ import pytest
 from pipeline import constants as C
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
-from pipeline.model import (BinEncoding, Predictor, RegressionEncoding, build_network, encoding_to_dict,
-                            sidecar_path)
+from pipeline.model import BinEncoding, Predictor, RegressionEncoding, build_network, encoding_to_dict, sidecar_path
 
 
 def test_importing_the_model_module_does_not_import_tensorflow():

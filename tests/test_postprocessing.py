@@ -3,8 +3,9 @@ import pytest
 
 from pipeline import constants as C
 from pipeline import postprocessing as post
+from pipeline.config import GateConfig
 
-GATE = {"silent_peak_dbfs": -60.0, "min_rms_db_below_note": 40.0, "min_sounding_ms": 50}
+GATE = GateConfig(silent_peak_dbfs=-60.0, min_rms_db_below_note=40.0, min_sounding_ms=50)
 
 
 def tone(seconds: float, hz: float = 440.0, rate: int = C.SAMPLE_RATE) -> np.ndarray:
@@ -12,7 +13,7 @@ def tone(seconds: float, hz: float = 440.0, rate: int = C.SAMPLE_RATE) -> np.nda
     return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("resampler", post.RESAMPLERS)
+@pytest.mark.parametrize("resampler", ["soxr", "sox"])
 def test_one_resampler_run_resamples_a_batch_and_cuts_it_back_exactly(resampler):
     notes = [np.stack([tone(1.0, hz, C.RENDER_RATE)] * 2, axis=1) for hz in (220.0, 440.0, 880.0)]
     alone = [post.resample(post.to_mono(n), resampler) for n in notes]

@@ -18,11 +18,14 @@ import soundfile as sf
 
 from pipeline import constants as C
 from pipeline import prediction as P
+from pipeline.audio import to_model_rate
 from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.features import build_features
+from pipeline.instruments import resolve_instrument
+from pipeline.pitch import midi_to_hz
 from pipeline.postprocessing import to_dataset_rate
-from pipeline.rendering import Renderer, midi_to_hz, note_midi_bytes, resolve_instrument
+from pipeline.rendering import Renderer, note_midi_bytes
 from pipeline.training import train
 from tests.conftest import REPO, TEST_SOUNDFONT, run_cli
 
@@ -81,20 +84,6 @@ def test_tensorflow_is_not_imported_with_the_module():
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
-def test_periodicity_separates_tones_from_noise():
-    rng = np.random.default_rng(0)
-    tones = np.stack([harmonic_tone(hz, C.CLIP_SECONDS) for hz in (55.0, 440.0, 3000.0, 7500.0)])
-    noise = rng.standard_normal((3, C.CLIP_SAMPLES)).astype(np.float32)
-    assert np.all(P.yin_dprime_min(tones) < 0.05)
-    assert np.all(P.yin_dprime_min(noise) > 0.9)
-    np.testing.assert_array_equal(P.periodicity_score(np.concatenate([tones, noise])), [1, 1, 1, 1, 0, 0, 0])
-
-
-def test_energy_is_zero_in_silence_and_far_below_the_loudest_frame():
-    np.testing.assert_allclose(P.energy_score([-200.0, -95.0, -80.0, -75.0]), [0, 0, 0.5, 0.75])
-    np.testing.assert_allclose(P.energy_score([-10.0, -30.0, -45.0, -60.0]), [1, 1, 0.25, 0])
-
-
 def test_summary_is_the_confidence_weighted_median_in_cents():
     frequency = np.array([0.0, 445.0, 445.0, 446.0, 300.0, 880.0])
     confidence = np.array([0.0, 0.9, 0.8, 0.7, 0.2, 0.3])  # 300 and 880 Hz are below half the best
@@ -113,9 +102,9 @@ def test_bad_hops_and_sample_rates_are_refused():
         with pytest.raises(PipelineError, match="hop"):
             P.hop_samples(hop)
     with pytest.raises(PipelineError, match="sample rate"):
-        P.to_model_rate(np.zeros(100, np.float32), 0)
+        to_model_rate(np.zeros(100, np.float32), 0)
     with pytest.raises(PipelineError, match="NaN"):
-        P.to_model_rate(np.full(100, np.nan, np.float32), 16000)
+        to_model_rate(np.full(100, np.nan, np.float32), 16000)
 
 
 # --- with the trained model ---------------------------------------------------------------------------
@@ -129,7 +118,7 @@ def test_frames_are_centred_every_hop(predictor):
     # from 1 - 0.165 s to 2 + 0.165 s; a few ms of tone at a window's edge may not count as periodic.
     # (Windows starting or ending at `time` would hear it from 0.67 s to 2 s or from 1 s to 2.33 s.)
     heard = time[confidence > 0]
-    half = C.HALF_CLIP / C.SAMPLE_RATE
+    half = P.HALF_CLIP / C.SAMPLE_RATE
     assert 1 - half < heard.min() < 1 - half + 0.05 and 2 + half - 0.05 < heard.max() < 2 + half
     assert np.all(frequency[time < 1 - half] == 0)                     # silence is not analysed
     time, _, _ = P.predict(audio[:1000], C.SAMPLE_RATE, predictor, hop=0.0123)
@@ -237,7 +226,7 @@ def test_cli_reports_each_bad_file_and_keeps_going(model_path, notes, tmp_path):
     assert any(line.startswith("warning: ") and "silent.wav" in line for line in proc.stderr.splitlines())
     assert proc.stderr.splitlines()[-1] == f"{len(bad)} of {len(bad) + 2} files failed"
     assert sorted(p.name for p in out.iterdir()) == ["silent.f0.csv", "violin_69.f0.csv"]
-    samples = len(P.to_model_rate(*sf.read(good, dtype="float32")))
+    samples = len(to_model_rate(*sf.read(good, dtype="float32")))
     assert len(pd.read_csv(out / "violin_69.f0.csv")) == 1 + samples // 160
 
 
@@ -245,7 +234,7 @@ def test_cli_summary_gives_note_and_cents(model_path, notes, tmp_path, capsys):
     paths = [str(path) for path, _ in notes.values()]
     assert main(["predict", "--summary", "--model", str(model_path), "--output", str(tmp_path), *paths]) == 0
     lines = capsys.readouterr().out.splitlines()
-    for (_, midi), path, line in zip(notes, paths, lines):
+    for path, line in zip(paths, lines):
         assert line.startswith(f"{path}: ") and " Hz, " in line and " cents (confidence " in line
     assert [line.split(", ")[1].split()[0] for line in lines[:len(paths)]] == ["A4", "E4", "E5", "C5"]
     table = pd.read_csv(tmp_path / "summary.csv")

@@ -1,29 +1,12 @@
+"""rendering: MIDI files, FluidSynth in-process, notes independent of what came before, soundfont checks."""
+
 import numpy as np
 import pytest
 
-from pipeline import constants as C
 from pipeline.errors import PipelineError
-from pipeline.rendering import (Renderer, bend_for_cents, cents_for_bend, midi_to_hz, note_midi_bytes, note_name,
-                                resolve_instrument, soundfont_info)
+from pipeline.pitch import bend_for_cents
+from pipeline.rendering import Renderer, block_align, note_midi_bytes, soundfont_info
 from tests.conftest import TEST_SOUNDFONT
-
-
-def test_instruments_resolve_by_name_or_number():
-    assert resolve_instrument("violin").program == 40
-    assert resolve_instrument(40).name == "Violin"
-    assert resolve_instrument("Acoustic Grand Piano").family == "piano"
-
-
-def test_unknown_instrument_suggests_a_name():
-    with pytest.raises(PipelineError, match="unknown instrument 'Violn'.*Violin"):
-        resolve_instrument("Violn")
-
-
-def test_pitch_helpers():
-    assert midi_to_hz(69) == pytest.approx(440.0)
-    assert note_name(69) == "A4" and note_name(61) == "Cs4" and note_name(36) == "C2"
-    bend = bend_for_cents(37.3)
-    assert abs(cents_for_bend(bend) - 37.3) < 0.02  # the wheel's step is 200/8192 cents
 
 
 def test_midi_file_holds_program_bend_and_note():
@@ -46,13 +29,13 @@ def test_a_note_renders_the_same_whatever_was_rendered_before():
     renderer.render(note_midi_bytes(0, 40, 127, 3000, 0.5), 1.5)
     again = renderer.render(note, 1.5)
     renderer.close()
-    assert first.shape == (_whole_blocks(1.5 * C.RENDER_RATE), 2)
+    assert first.shape == (66176, 2)  # 1.5 s at 44.1 kHz (66,150 samples), up to whole 64-sample blocks
     assert np.abs(first).max() > 0.01
     assert np.array_equal(first, again)
 
 
-def _whole_blocks(samples: float) -> int:
-    return int(np.ceil(samples / C.FLUID_BLOCK)) * C.FLUID_BLOCK
+def test_block_align_rounds_up_to_fluidsynths_blocks():
+    assert [block_align(n) for n in (0, 1, 64, 65, 44100.0000001)] == [0, 64, 64, 128, 44160]
 
 
 def test_missing_and_corrupt_soundfonts_are_named(tmp_path):

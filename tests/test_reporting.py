@@ -8,8 +8,15 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
-from pipeline.reporting import (SUBSET_COLUMN, Estimator, baseline_rows, build_report, format_summary,
-                                predictions_table, write_report)
+from pipeline.reporting import (
+    SUBSET_COLUMN,
+    Estimator,
+    baseline_rows,
+    build_report,
+    format_summary,
+    predictions_table,
+    write_report,
+)
 
 PITCHES = (60, 62, 64)
 

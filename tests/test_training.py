@@ -200,7 +200,7 @@ from pipeline.config import load_config
 cfg = load_config(sys.argv[1])
 data = training.TrainingData.load(cfg)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-plan = training._plan(cfg, cfg.model.variant, primary=True, n_train=len(data.train_x))
+plan = training.model_plan(cfg, cfg.model.variant, primary=True, n_train=len(data.train_x))
 training.train_variant(cfg, plan, cfg.model_dir, data, (strategy, False, 0))
 """
 
