@@ -10,7 +10,11 @@ through them; they are also all a user's own training code needs:
 Layout of a dataset folder (data/NAME/):
 
     manifest.csv                       one row per kept clip, MANIFEST_COLUMNS, in plan order
-    clips/INSTRUMENT/NAME.wav          16 kHz mono 16-bit WAVs of CLIP_SAMPLES samples each
+    clips/SOURCE/INSTRUMENT/NAME.wav   16 kHz mono 16-bit WAVs of CLIP_SAMPLES samples each (CLIP_BYTES);
+                                       SOURCE is the soundfont's slug (fluidr3_gm) or synthetic
+    dataset.json, build.json           what the data set holds and how it was built; how the last build went
+    shards/KEY.csv                     the data stage's record of a finished shard: its rows, the clips'
+                                       sha256 (pipeline.dataset writes and checks them)
 
 Functions that read take the dataset folder, or a Config (its data_dir): `load_manifest(cfg)`
 and `load_manifest(cfg.data_dir)` read the same file.
@@ -19,7 +23,6 @@ and `load_manifest(cfg.data_dir)` read the same file.
 from __future__ import annotations
 
 import io
-import os
 import re
 import struct
 from functools import lru_cache
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import constants as C
-from pipeline.artifacts import atomic_path, ensure_dir
+from pipeline.artifacts import check_inside, sha256_bytes, write_bytes
 from pipeline.errors import PipelineError
 from pipeline.pitch import note_name
 
@@ -38,12 +41,23 @@ if TYPE_CHECKING:
 
 MANIFEST_FILE = "manifest.csv"
 CLIPS_DIR = "clips"
-MANIFEST_COLUMNS = ["path", "instrument", "instrument_name", "program", "family", "midi", "note", "detune_cents",
-                    "bend", "frequency", "velocity", "segment", "split", "sha256", "peak_dbfs", "rms_dbfs",
-                    "sounding_ms", "augment", "snr_db"]
+SHARDS_DIR = "shards"      # the data stage's record of each finished shard: KEY.csv
+DATASET_FILE = "dataset.json"
+BUILD_FILE = "build.json"  # written last by every data build that finishes: make's target for the stage
+MANIFEST_COLUMNS = ["path", "source", "instrument", "instrument_name", "timbre", "program", "family", "midi", "note",
+                    "variant", "detune_cents", "bend", "frequency", "nominal_frequency", "velocity", "segment",
+                    "offset_ms", "split", "sha256", "peak_dbfs", "rms_dbfs", "sounding_ms", "augment", "snr_db",
+                    "audit_hz", "audit_confidence", "audit_cents", "label_rule"]
+# read as text whatever they look like: OPL-3_FM_128M.sf2 names its presets "000", "040", ...
+TEXT_COLUMNS = {name: str for name in ("path", "source", "instrument", "instrument_name", "timbre", "note", "segment",
+                                       "split", "sha256", "augment", "label_rule")}
+# what every stage reads: a manifest without one of these is refused with one line
+REQUIRED_COLUMNS = ("path", "split", "sha256", "frequency")
 WAV_HEADER_BYTES = 44
 SAMPLE_WIDTH_BITS = 16
-# a clip's name: <instrument>_<note>_<midi>_<frequency>_<segment>_v<velocity>; the frequency is the label
+CLIP_BYTES = WAV_HEADER_BYTES + SAMPLE_WIDTH_BITS // 8 * C.CLIP_SAMPLES
+# a clip's name: <instrument>_<note>_<midi>_<frequency>_<segment>_v<velocity> (_t<variant> for a synthetic
+# tone); the frequency is the nominal label (the manifest's nominal_frequency where the audit changed it)
 CLIP_NAME_RE = re.compile(r"(?:^|_)[A-G]s?-?\d_(\d{1,3})_(\d+(?:\.\d+)?)_(?:" + "|".join(C.SEGMENTS) + ")(?:_|$)")
 
 
@@ -53,14 +67,24 @@ def _folder(data_dir) -> Path:
 
 
 # --- names and paths -------------------------------------------------------------------------
-def clip_name(instrument_slug: str, midi: int, frequency: float, segment: str, velocity: int) -> str:
-    """violin, 69, 440.0, sustain, 100 -> 'violin_A4_69_440.00_sustain_v100.wav'."""
-    return f"{instrument_slug}_{note_name(midi)}_{midi}_{frequency:.2f}_{segment}_v{velocity}.wav"
+def clip_name(instrument_slug: str, midi: int, frequency: float, segment: str, velocity: int,
+              variant: int | None = None) -> str:
+    """violin, 69, 440.0, sustain, 100 -> 'violin_A4_69_440.00_sustain_v100.wav'; a synthetic tone
+    (which has no velocity) is named by its variant: 'sine_A4_69_440.00_sustain_t0.wav'."""
+    last = f"v{velocity}" if variant is None else f"t{variant}"
+    return f"{instrument_slug}_{note_name(midi)}_{midi}_{frequency:.2f}_{segment}_{last}.wav"
 
 
-def clip_relpath(instrument_slug: str, name: str) -> str:
-    """Where a clip lives, relative to the dataset folder: the manifest's `path` column."""
-    return f"{CLIPS_DIR}/{instrument_slug}/{name}"
+def source_slug(source: str) -> str:
+    """A source's folder name: 'FluidR3_GM.sf2' -> 'fluidr3_gm', 'synthetic' -> 'synthetic'."""
+    stem = source.rsplit(".", 1)[0] if source.lower().endswith((".sf2", ".sf3")) else source
+    return re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_") or "font"
+
+
+def clip_relpath(source: str, instrument_slug: str, name: str) -> str:
+    """Where a clip lives, relative to the dataset folder: the manifest's `path` column. Two sources
+    share instrument names, so the source comes first."""
+    return f"{CLIPS_DIR}/{source_slug(source)}/{instrument_slug}/{name}"
 
 
 def manifest_path(data_dir) -> Path:
@@ -81,49 +105,63 @@ def wav_bytes(pcm: np.ndarray) -> bytes:
                      b"data", struct.pack("<I", len(data)), data])
 
 
-def write_clip(data_dir: str | Path, relpath: str, data: bytes) -> None:
-    """Write a clip's bytes at `relpath` atomically: a dot-name in the same folder, then a rename
-    (remove_stale_clips removes an interrupted one). Without mkstemp's random name and Path
-    round trips: three of these per note."""
-    folder, name = os.path.split(os.path.join(data_dir, relpath))
-    tmp = os.path.join(folder, f".{name}.tmp")
+def write_clip(data_dir: str | Path, relpath: str, data: bytes) -> bool:
+    """Write a clip's bytes at `relpath` (inside `data_dir`) atomically, every byte, a full disk
+    naming the file; not fsynced: the data stage syncs a shard's clips at once before writing
+    the record that lists them. A file that already holds these bytes is left alone (its inode
+    and mtime too): re-rendering a damaged shard rewrites only its damaged clips. True if written."""
+    return write_bytes_if_changed(check_inside(data_dir, relpath), data, sync=False)
+
+
+def clip_intact(data_dir: str | Path, relpath: str, sha256: str) -> bool:
+    """Whether the clip at `relpath` is there with the bytes whose sha256 its record holds."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except FileNotFoundError:
-        ensure_dir(folder)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with open(check_inside(data_dir, relpath), "rb") as fh:
+            data = fh.read(CLIP_BYTES + 1)
+    except OSError:
+        return False
+    return len(data) == CLIP_BYTES and sha256_bytes(data) == sha256
+
+
+def write_manifest(data_dir: str | Path, manifest: pd.DataFrame) -> bool:
+    """manifest.csv, atomically, and only when its content changes, so that make sees a new mtime
+    (and the features stage runs) only then. True if written."""
+    return write_bytes_if_changed(manifest_path(data_dir), manifest.to_csv(index=False).encode())
+
+
+def write_bytes_if_changed(path: str | Path, data: bytes, sync: bool = True) -> bool:
+    """Write `data` to `path` atomically (artifacts.write_bytes) unless the file holds exactly these
+    bytes already; a missing, garbled or unreadable file is written anew. True if written."""
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, os.path.join(folder, name))
-
-
-def remove_stale_clips(data_dir: str | Path, keep: set[str]) -> None:
-    """Delete the temporary files of an interrupted build and every clip whose path is not in `keep`."""
-    for path in (Path(data_dir) / CLIPS_DIR).rglob("*"):
-        if path.is_file() and (path.name.startswith(".") or clip_relpath(path.parent.name, path.name) not in keep):
-            path.unlink()
-
-
-def write_manifest(data_dir: str | Path, manifest: pd.DataFrame) -> None:
-    """manifest.csv, atomically: the last file of a build, the one make waits for."""
-    with atomic_path(manifest_path(data_dir)) as tmp:
-        manifest.to_csv(tmp, index=False)
+        with open(path, "rb") as fh:
+            if fh.read(len(data) + 1) == data:
+                return False
+    except OSError:
+        pass
+    write_bytes(path, data, sync=sync)
+    return True
 
 
 # --- reading ---------------------------------------------------------------------------------
 def load_manifest(data_dir) -> pd.DataFrame:
-    """The manifest of the dataset in `data_dir` (a folder, or a Config); PipelineError if missing."""
+    """The manifest of the dataset in `data_dir` (a folder, or a Config). PipelineError, one line, if
+    it is missing, empty, unreadable or lacks one of REQUIRED_COLUMNS."""
     import pandas as pd
 
     path = manifest_path(data_dir)
     if not path.is_file():
         raise PipelineError(f"no dataset at {path}; build it first with make data (or pipeline data)")
+    fix = "delete it and run make data (or pipeline data) again"
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise PipelineError(f"manifest {path} is unreadable ({exc}); delete it and run make data again") from None
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
+    except pd.errors.EmptyDataError:
+        raise PipelineError(f"manifest {path} is empty; {fix}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise PipelineError(f"manifest {path} is unreadable ({exc}); {fix}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"manifest {path} lacks the column(s) {', '.join(missing)}; {fix}")
+    return frame
 
 
 def check_split(split: str) -> None:

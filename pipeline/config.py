@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -22,16 +23,25 @@ MODEL_ROOT = "models"
 REPORT_ROOT = "reports"
 
 
+# the kinds of pipeline/tones.py (a test checks they match; config sits below tones in the layers)
+TONE_KINDS = ("sine", "triangle", "square", "sawtooth", "harmonic", "missing_fundamental", "stretched")
+CLASSIC_SEGMENTS = ("attack", "sustain", "decay")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    soundfont: str = "soundfonts/FluidR3_GM.sf2"
-    instruments: tuple[str, ...] = ("Acoustic Grand Piano", "Violin", "Flute")
-    note_low: int = 36
-    note_high: int = 119
+    # .sf2/.sf3 paths or glob patterns ("/usr/share/sounds/sf2/*.sf2"), expanded in order (each
+    # pattern's matches sorted); [] with tones on: a synthetic-only dataset
+    soundfonts: tuple[str, ...] = ("soundfonts/FluidR3_GM.sf2",)
+    instruments: tuple[str, ...] = ("Acoustic Grand Piano", "Violin", "Flute")  # GM names or numbers 0-127
+    note_low: int = 21                 # A0: the piano's range
+    note_high: int = 108               # C8
     velocities: tuple[int, ...] = (100,)
     detune_share: float = 0.5          # share of notes detuned by a random pitch bend
     detune_max_cents: float = 50.0     # detune drawn uniformly in +-this
-    segments: tuple[str, ...] = C.SEGMENTS
+    segments: tuple[str, ...] = CLASSIC_SEGMENTS  # constants.SEGMENTS adds onset and release
+    onset_lead_ms: tuple[float, float] = (20.0, 250.0)  # onset segment: starts this long before the onset
+    release_at: tuple[float, float] = (0.3, 0.9)        # release segment: the note-off at this share of it
     hold_seconds: float = 1.0          # note-on to note-off
     release_seconds: float = 0.5       # rendered after note-off (decay segment lives here)
     sustain_at: float = 0.5            # sustain segment centre, as a share of the hold
@@ -42,16 +52,45 @@ class DataConfig:
     scheduler: str = ""                # "" = local process pool, else tcp://HOST:PORT (Dask)
     resampler: str = "soxr"            # 44.1 -> 16 kHz: soxr (libsoxr in-process) or sox (a sox process)
 
+    @property
+    def soundfont(self) -> str:
+        """The first soundfont entry, for code that renders with one font (the benchmarks)."""
+        return self.soundfonts[0] if self.soundfonts else ""
+
+
+@dataclass(frozen=True)
+class TonesConfig:
+    """The synthetic source (pipeline/tones.py): tones whose f0 is exactly their label."""
+    enabled: bool = False
+    kinds: tuple[str, ...] = TONE_KINDS  # each is an instrument of source "synthetic"; [] = off
+    variants: int = 1                  # tones drawn per (kind, note)
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    share: float = 0.0                 # share of notes augmented (0 = augmentation off)
-    reverb: bool = False               # FluidSynth reverb on augmented notes
-    chorus: bool = False               # FluidSynth chorus on augmented notes
-    sox_effects: tuple[str, ...] = ()  # any of: overdrive, equalizer, tremolo
-    noise: str = "none"                # none, white or pink
-    snr_db_min: float = 10.0
-    snr_db_max: float = 40.0
+    """Real rooms and microphones (pipeline/augmentation.py's AugmentSettings, by plan.augment_settings),
+    and FluidSynth's own reverb. Shares are per note; each effect's share applies to augmented notes."""
+    share: float = 0.0                 # share of notes augmented (0 = off)
+    room_share: float = 0.5            # convolution with a synthetic room impulse response ...
+    rt60_s: tuple[float, float] = (0.1, 1.5)       # ... whose RT60 is log-uniform in this range
+    drr_db: tuple[float, float] = (-3.0, 12.0)     # direct-to-reverberant ratio
+    eq_share: float = 0.5              # microphone low cut, shelves, peaks
+    telephone_share: float = 0.1       # of EQs: a steep low-pass at 3-7 kHz
+    noise_share: float = 0.6
+    noise_kinds: tuple[str, ...] = ("white", "pink", "brown", "hum")
+    noise_weights: tuple[float, ...] = (0.3, 0.35, 0.15, 0.2)
+    snr_db: tuple[float, float] = (0.0, 40.0)      # white, pink and brown noise, against the note's active part
+    hum_snr_db: tuple[float, float] = (15.0, 40.0)
+    level_share: float = 0.3           # a gain ramp ...
+    level_db: float = 12.0             # ... between two levels within +-this
+    codec_share: float = 0.3           # an MP3 or Ogg Vorbis round trip
+    mp3_share: float = 0.6             # of codec notes
+    mp3_kbps: tuple[int, ...] = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+    ogg_quality: tuple[float, float] = (0.0, 0.6)
+    fluid_reverb_share: float = 0.0    # soundfont notes rendered through FluidSynth's reverb ...
+    fluid_reverb_room: tuple[float, float] = (0.2, 0.95)   # ... room size, damping and level drawn per note
+    fluid_reverb_damping: tuple[float, float] = (0.0, 0.8)
+    fluid_reverb_level: tuple[float, float] = (0.2, 0.9)
 
 
 @dataclass(frozen=True)
@@ -62,9 +101,23 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """What the label audit (pipeline/audit.py) may do with its independent estimate of each clip."""
+    min_confidence: float = 0.9        # the auditor is sure of a clip from here (1 - YIN's aperiodicity)
+    mismatch_cents: float = 50.0       # a sure estimate this far from the label drops the clip
+    drop_mismatches: bool = True
+    relabel_octaves: bool = True       # a preset that sounds a whole octave off is relabelled ...
+    octave_share: float = 0.6          # ... when this share of its sure clips say so
+    tune_labels: bool = True           # shift a preset's labels by its consistent tuning offset ...
+    tune_min_cents: float = 3.0        # ... of at least this (median of its sure clips) ...
+    tune_max_spread_cents: float = 8.0  # ... whose clips agree within this (median absolute deviation)
+
+
+@dataclass(frozen=True)
 class SplitConfig:
     test: str = "instrument"           # instrument (held-out instruments) or random
     test_instruments: tuple[str, ...] = ("Flute",)
+    test_sources: tuple[str, ...] = ()  # soundfont file names or "synthetic", held out whole (with the above)
     test_share: float = 0.15           # for test = "random"
     val_share: float = 0.1             # random share of the remaining notes
 
@@ -78,7 +131,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    variant: str = "bins"              # reference (one linear output) or bins (soft-argmax head)
+    variant: str = "bins"              # reference (one linear output), bins (soft-argmax head) or stream
     target: str = "midi"               # reference model target: midi, log_hz or hz
     width: float = 1.0                 # multiplies the 64/128/128/256 filters
     dense_units: tuple[int, ...] = (512, 256)
@@ -92,6 +145,16 @@ class ModelConfig:
     time_pool: int = 3                 # bins: average this many frames before the convolutions
     modulation: bool = True            # bins: add the modulation-spectrum branch (low notes)
     reference_width: float = 0.0       # width of the comparison reference model; 0 = width
+    # stream (pipeline/stream_network.py): a harmonic stack of candidate pitches on time-pooled frames,
+    # an MLP per candidate and per frame, dilated convolutions over time, the window's mean, a
+    # modulation path; one pass over a long spectrogram gives every window's output (ONNX export)
+    pitch_resolution: int = 2          # harmonic-stack candidates per semitone
+    harmonics: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
+    harmonic_units: tuple[int, ...] = (32, 32, 8)
+    encoder_units: tuple[int, ...] = (256,)
+    temporal_dilations: tuple[int, ...] = (1, 2, 4)
+    head_units: int = 512
+    modulation_bands: int = 8          # groups of narrow bands whose modulation magnitudes are averaged
 
 
 @dataclass(frozen=True)
@@ -105,6 +168,8 @@ class TrainConfig:
     schedule: str = "cosine"           # learning rate: cosine (decays to 0 at the last epoch) or constant
     compare_reference: bool = True     # also train the reference model (models/NAME/reference/) for the report
     reference_epochs: int = 0          # epochs for that comparison model; 0 = epochs
+    level_db: float = 40.0             # stream: each example played up to this many dB quieter (level invariance)
+    noise_share: float = 0.1           # stream: share of each batch replaced by unpitched noise (target: no pitch)
 
 
 @dataclass(frozen=True)
@@ -120,8 +185,10 @@ class Config:
     name: str = "default"
     root: str = "."                    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME
     data: DataConfig = field(default_factory=DataConfig)
+    tones: TonesConfig = field(default_factory=TonesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -147,32 +214,63 @@ class Config:
 
 # --- validation ---------------------------------------------------------------------
 _CHOICES = {
-    "augment.noise": {"none", "white", "pink"},
-    "augment.sox_effects": {"overdrive", "equalizer", "tremolo"},
+    "augment.noise_kinds": {"white", "pink", "brown", "hum"},
+    "augment.mp3_kbps": {8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},  # MPEG-2 Layer III
     "data.segments": set(C.SEGMENTS),
     "data.resampler": {"soxr", "sox"},
+    "tones.kinds": set(TONE_KINDS),
     "split.test": {"instrument", "random"},
     "features.scaling": {"log", "db", "linear"},
     "features.dtype": {"float16", "float32"},
-    "model.variant": {"reference", "bins"},
+    "model.variant": {"reference", "bins", "stream"},
     "model.target": {"midi", "log_hz", "hz"},
     "report.baselines": set(C.BASELINES),
     "train.schedule": {"cosine", "constant"},
 }
+_SHARES = ("augment.share", "augment.room_share", "augment.eq_share", "augment.telephone_share",
+           "augment.noise_share", "augment.level_share", "augment.codec_share", "augment.mp3_share",
+           "augment.fluid_reverb_share", "augment.ogg_quality", "augment.fluid_reverb_room",
+           "augment.fluid_reverb_damping", "augment.fluid_reverb_level", "audit.min_confidence",
+           "audit.octave_share", "data.release_at")
 _RANGES = {
+    **{key: (0, 1) for key in _SHARES},
     "data.note_low": (C.MIDI_MIN, C.MIDI_MAX), "data.note_high": (C.MIDI_MIN, C.MIDI_MAX),
     "data.velocities": (1, 127), "data.detune_share": (0, 1), "data.detune_max_cents": (0, 200),
+    "data.onset_lead_ms": (0, 300),
     "data.hold_seconds": (C.CLIP_SECONDS + 0.05, 60), "data.release_seconds": (C.CLIP_SECONDS, 60),
     "data.sustain_at": (0, 1), "data.gain": (0.01, 10), "data.workers": (0, 4096),
-    "data.shard_size": (1, 100_000), "augment.share": (0, 1),
+    "data.shard_size": (1, 100_000), "tones.variants": (1, 1000),
+    "augment.rt60_s": (0.01, 10), "augment.drr_db": (-30, 40), "augment.snr_db": (-20, 100),
+    "augment.hum_snr_db": (-20, 100), "augment.level_db": (0, 40), "augment.noise_weights": (0, 1000),
+    "audit.mismatch_cents": (1, 1200), "audit.tune_min_cents": (0, 100), "audit.tune_max_spread_cents": (0, 100),
     "split.test_share": (0, 0.9), "split.val_share": (0, 0.9),
     "features.batch_size": (1, 100_000), "model.width": (0.01, 8),
     "model.input_dropout": (0, 0.95), "model.dropout": (0, 0.95),
     "model.dense_units": (1, 100_000), "model.bins_per_semitone": (1, 100),
     "model.label_smoothing_cents": (0, 600), "model.time_pool": (1, 90), "model.reference_width": (0, 8),
+    "model.encoder_units": (1, 100_000), "model.temporal_dilations": (1, 45), "model.head_units": (1, 100_000),
+    "model.modulation_bands": (1, 64), "model.pitch_resolution": (1, 20), "model.harmonics": (0.25, 32),
+    "model.harmonic_units": (1, 10_000), "train.level_db": (0, 100), "train.noise_share": (0, 0.9),
     "train.reference_epochs": (0, 100_000), "train.epochs": (1, 100_000),
     "train.batch_size": (1, 100_000), "train.learning_rate": (1e-8, 10), "train.patience": (1, 10_000),
     "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 330),
+    "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),  # numpy's and TensorFlow's seed range
+}
+# a config's name names its folders (data/NAME, models/NAME, reports/NAME): a plain file name,
+# never a path, so that no config can point a build, or its clean-up, outside ROOT
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+# lists whose entries must differ (instruments also by program, when the plan resolves them)
+_UNIQUE = {"data.soundfonts", "data.instruments", "data.velocities", "data.segments", "tones.kinds",
+           "augment.noise_kinds", "augment.mp3_kbps", "split.test_instruments", "split.test_sources"}
+_INSTRUMENT_KEYS = {"data.instruments", "split.test_instruments"}  # names, or program numbers as integers
+# keys of older configs: what replaced them
+_REMOVED = {
+    "augment.reverb": "use augment.fluid_reverb_share (FluidSynth's reverb) and augment.room_share (rooms)",
+    "augment.chorus": "chorus is gone (it wobbles the pitch the label names)",
+    "augment.sox_effects": "sox effects are gone; use augment.eq_share, augment.level_share, augment.codec_share",
+    "augment.noise": "use augment.noise_share and augment.noise_kinds",
+    "augment.snr_db_min": "use augment.snr_db = [low, high]",
+    "augment.snr_db_max": "use augment.snr_db = [low, high]",
 }
 
 
@@ -180,10 +278,9 @@ def _coerce(key: str, value, annotation):
     """Check a TOML value against a dataclass field's annotation; return the typed value."""
     origin = typing.get_origin(annotation)
     if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise PipelineError(f"config key {key} must be a list, got {value!r}")
-        item_type = typing.get_args(annotation)[0]
-        return tuple(_coerce(key, v, item_type) for v in value)
+        return _coerce_list(key, value, typing.get_args(annotation))
+    if key in _INSTRUMENT_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a GM program number: resolved (and range-checked) with the names
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if annotation is bool and not isinstance(value, bool):
@@ -196,10 +293,27 @@ def _coerce(key: str, value, annotation):
     return value
 
 
+def _coerce_list(key: str, value, args: tuple) -> tuple:
+    """A list; tuple[float, float] annotations are ranges: two values, low first."""
+    if not isinstance(value, (list, tuple)):
+        raise PipelineError(f"config key {key} must be a list, got {value!r}")
+    items = tuple(_coerce(key, v, args[0]) for v in value)
+    if args[-1] is not Ellipsis and (len(items) != len(args) or items[0] > items[-1]):
+        raise PipelineError(f"config key {key} = {list(value)!r} must be a range: two numbers, the low one first")
+    if key in _UNIQUE:
+        seen = set()
+        for item in items:
+            norm = item.strip().lower() if isinstance(item, str) else item
+            if norm in seen:
+                raise PipelineError(f"config key {key} lists {item!r} twice; list each entry once")
+            seen.add(norm)
+    return items
+
+
 def _check_value(key: str, value) -> None:
     if key in _CHOICES and value not in _CHOICES[key]:
         raise PipelineError(
-            f"config key {key} has value {value!r}; choose one of {', '.join(sorted(_CHOICES[key]))}")
+            f"config key {key} has value {value!r}; choose one of {', '.join(map(str, sorted(_CHOICES[key])))}")
     if key in _RANGES:
         low, high = _RANGES[key]
         if not low <= value <= high:
@@ -212,6 +326,8 @@ def _build(cls, raw: dict, prefix: str):
     for key in raw:
         if key not in known:
             where = f"{prefix}{key}"
+            if where in _REMOVED:
+                raise PipelineError(f"config key {where} was removed; {_REMOVED[where]}")
             raise PipelineError(
                 f"unknown config key {where}; known keys here: {', '.join(sorted(known))}")
     values = {}
@@ -228,16 +344,40 @@ def _build(cls, raw: dict, prefix: str):
     return cls(**values)
 
 
+def _upgrade(raw: dict) -> None:
+    """Older configs name one font: data.soundfont = "x" is read as data.soundfonts = ["x"]."""
+    data = raw.get("data")
+    if isinstance(data, dict) and "soundfont" in data:
+        if "soundfonts" in data:
+            raise PipelineError("config sets both data.soundfont and data.soundfonts; keep data.soundfonts only")
+        font = data.pop("soundfont")
+        data["soundfonts"] = [font] if isinstance(font, str) else font
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise PipelineError(f"config name {name!r} is not a plain name; use letters, digits, '_', '.' or '-' "
+                            "(no '/', no leading '.'): it names the folders data/NAME, models/NAME, reports/NAME")
+
+
 def _check_consistency(cfg: Config) -> None:
+    _check_name(cfg.name)
     d = cfg.data
     if d.note_low > d.note_high:
         raise PipelineError(f"data.note_low ({d.note_low}) is above data.note_high ({d.note_high}); swap them")
-    if not d.instruments:
+    if not d.soundfonts and not (cfg.tones.enabled and cfg.tones.kinds):
+        raise PipelineError("data.soundfonts is empty and tones are off: nothing to render; list a soundfont "
+                            "or set tones.enabled = true")
+    if d.soundfonts and not d.instruments:
         raise PipelineError("data.instruments is empty; list at least one General MIDI instrument")
     if not d.segments or not d.velocities:
         raise PipelineError("data.segments and data.velocities need at least one entry each")
-    if cfg.augment.snr_db_min > cfg.augment.snr_db_max:
-        raise PipelineError("augment.snr_db_min is above augment.snr_db_max; swap them")
+    a = cfg.augment
+    if len(a.noise_weights) != len(a.noise_kinds) or (a.noise_kinds and not sum(a.noise_weights) > 0):
+        raise PipelineError(f"augment.noise_weights needs one weight per augment.noise_kinds entry "
+                            f"({len(a.noise_kinds)}), not all 0; got {list(a.noise_weights)}")
+    if a.codec_share > 0 and a.mp3_share > 0 and not a.mp3_kbps:
+        raise PipelineError("augment.mp3_kbps is empty; list bitrates or set augment.mp3_share = 0")
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -265,8 +405,11 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
         except tomllib.TOMLDecodeError as exc:
             raise PipelineError(f"config file {path} is not valid TOML ({exc}); fix the syntax") from None
         name = raw.pop("name", path.stem)
+        _upgrade(raw)
     for text in overrides:
         keys, value = parse_override(text)
+        if keys == ["data", "soundfont"]:  # the older key, as the newer one: a later override wins
+            keys, value = ["data", "soundfonts"], [value] if isinstance(value, str) else value
         table = raw
         for k in keys[:-1]:
             table = table.setdefault(k, {})

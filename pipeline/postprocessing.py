@@ -1,17 +1,23 @@
 """Post-processing: mono, 16 kHz, then slicing, the quality gate and 16-bit samples.
 
-Notes are mixed to mono (the mean of left and right) and resampled with SoX's resampler
-at its very-high quality: by default libsoxr in-process (`data.resampler = "soxr"`, the
-library SoX's own `rate` effect grew into; also what `pipeline predict` uses), or a sox
-process through pysox (`"sox"`, `rate -v`). The two differ by about -74 dB; the process
-alone costs as much as FluidSynth's synthesis, which is why it is no longer the default.
-Notes with sox effects (augmentation) always go through sox.
+Notes are mixed to mono (the mean of left and right; synthetic tones are mono already) and
+resampled with SoX's resampler at its very-high quality: by default libsoxr in-process
+(`data.resampler = "soxr"`, the library SoX's own `rate` effect grew into; also what
+`pipeline predict` uses), or a sox process through pysox (`"sox"`, `rate -v`). The two differ
+by about -74 dB; the process alone costs as much as FluidSynth's synthesis, which is why it is
+no longer the default.
 
 Either way resampling runs once per shard on the shard's notes laid end to end with silent
 gaps, never once per clip. Each note's slot is a whole number of 441-sample periods, so at
 160/441 (44.1 kHz -> 16 kHz) every slot maps to an exact sample count and the notes can be
 cut apart again exactly. Peak normalisation is per clip, so it is done here in numpy rather
 than by sox's `norm`, which would see the whole shard.
+
+A note is sliced into 330 ms segments at fixed places (`segment_starts`): `attack` from the
+detected onset, `sustain` mid-hold, `decay` from the note-off, and two that do not start on
+the onset, as a frame of `pipeline predict` on real audio does not: `onset` starts a drawn
+time before the onset (the note begins inside it; PRE_ROLL_SECONDS of silence before the
+note-on make room for it), `release` holds the note-off at a drawn share of its length.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ RATE_PERIOD_OUT = 160   # 16,000 / 100
 GAP_SECONDS = 0.1       # silence between notes in a batch: far longer than the resampling filter
 ONSET_THRESHOLD = 0.01  # onset = first sample above 1% of the note's peak
 ONSET_SEARCH_SECONDS = 0.05
+PRE_ROLL_SECONDS = 0.3  # silence laid before each note at 16 kHz: the longest lead of an onset segment
 
 
 def require_sox() -> str:
@@ -60,21 +67,18 @@ def slot_length(render_samples: int) -> int:
     return -(-need // RATE_PERIOD_IN) * RATE_PERIOD_IN
 
 
-def _effect_args(effects: tuple[tuple[str, tuple], ...], channels: int) -> list[str]:
-    """sox effect arguments, built and validated by pysox's Transformer."""
+def _effect_args(channels: int) -> list[str]:
+    """sox effect arguments (mono mix, resampling), built and validated by pysox's Transformer."""
     sox = _sox()
     tfm = sox.Transformer()
-    for name, params in effects:
-        getattr(tfm, name)(*params)
     if channels == 2:
         tfm.remix({1: [1, 2]})  # mono: the mean of left and right (sox scales a mix to avoid clipping)
     tfm.rate(C.SAMPLE_RATE, quality="v")
     return tfm.effects
 
 
-def to_dataset_rate(audio: np.ndarray, effects: tuple[tuple[str, tuple], ...] = ()) -> np.ndarray:
-    """44.1 kHz float32 stereo (n, 2) or mono (n,) -> 16 kHz float32 mono with one sox process,
-    plus optional effects.
+def to_dataset_rate(audio: np.ndarray) -> np.ndarray:
+    """44.1 kHz float32 stereo (n, 2) or mono (n,) -> 16 kHz float32 mono with one sox process.
 
     The input goes through a temporary raw file rather than a pipe: pysox's pipe writes
     in 4 KB pieces, which cost more than the resampling itself.
@@ -86,7 +90,7 @@ def to_dataset_rate(audio: np.ndarray, effects: tuple[tuple[str, tuple], ...] = 
         np.ascontiguousarray(audio, dtype=np.float32).tofile(raw.name)
         # -D: no dither, which is random noise and would break byte-identity
         args = ["-D", "-V1", "-t", "f32", "-r", str(C.RENDER_RATE), "-c", str(channels), raw.name, *args_out,
-                *_effect_args(effects, channels)]
+                *_effect_args(channels)]
         status, out, err = sox.core.sox(args, None, False)
     if status != 0:
         raise PipelineError(f"sox failed while resampling ({str(err).strip()[-200:]}); "
@@ -99,9 +103,11 @@ def _scratch_dir() -> str | None:
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
-def to_mono(stereo: np.ndarray) -> np.ndarray:
-    """(n, 2) float32 -> (n,) float32, the mean of the two channels."""
-    return (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5)
+def to_mono(note: np.ndarray) -> np.ndarray:
+    """(n, 2) float32 -> (n,) float32, the mean of the two channels; a mono (n,) note as it is."""
+    if note.ndim == 1:
+        return note.astype(np.float32, copy=False)
+    return (note[:, 0] + note[:, 1]) * np.float32(0.5)
 
 
 def resample(mono: np.ndarray, resampler: str = "soxr") -> np.ndarray:
@@ -114,7 +120,7 @@ def resample(mono: np.ndarray, resampler: str = "soxr") -> np.ndarray:
 
 
 def batch_to_dataset_rate(notes: list[np.ndarray], resampler: str = "soxr") -> list[np.ndarray]:
-    """Resample many equal-rate stereo notes in one call; returns each note's 16 kHz mono audio."""
+    """Resample many 44.1 kHz notes (stereo or mono) in one call; returns each note's 16 kHz mono audio."""
     if not notes:
         return []
     slots = [slot_length(len(n)) for n in notes]
@@ -141,12 +147,21 @@ def find_onset(audio: np.ndarray) -> int:
     return int(above[0]) if above.size else 0
 
 
-def segment_starts(hold_samples: int, sustain_at: float, onset: int) -> dict[str, int]:
-    """Where each 330 ms segment starts (16 kHz samples from the note-on)."""
+def segment_starts(hold_samples: int, sustain_at: float, onset: int, onset_lead: int | None = None,
+                   release_at: float | None = None, note_on: int = 0) -> dict[str, int]:
+    """Where each 330 ms segment starts, in samples of the 16 kHz audio whose note-on is at
+    `note_on` and onset at `onset`; the note-off is `hold_samples` after the note-on. `onset`
+    and `release` segments only when their lead (samples before the onset) and share are given."""
     half = C.CLIP_SAMPLES // 2
-    sustain = int(np.clip(round(hold_samples * sustain_at) - half, onset + C.CLIP_SAMPLES // 4,
-                          max(hold_samples - C.CLIP_SAMPLES, 0)))
-    return {"attack": onset, "sustain": sustain, "decay": hold_samples}
+    note_off = note_on + hold_samples
+    sustain = int(np.clip(note_on + round(hold_samples * sustain_at) - half, onset + C.CLIP_SAMPLES // 4,
+                          max(note_off - C.CLIP_SAMPLES, 0)))
+    starts = {"attack": onset, "sustain": sustain, "decay": note_off}
+    if onset_lead is not None:
+        starts["onset"] = max(onset - onset_lead, 0)
+    if release_at is not None:
+        starts["release"] = max(note_off - round(release_at * C.CLIP_SAMPLES), 0)
+    return starts
 
 
 def slice_segments(audio: np.ndarray, starts: dict[str, int]) -> dict[str, np.ndarray]:
@@ -187,25 +202,6 @@ def gate_reason(peak_dbfs: float, rms_dbfs: float, loudest_rms_dbfs: float, soun
     if sounding < gate.min_sounding_ms:
         return "too_short"
     return None
-
-
-def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise with a 1/f power spectrum, shaped in the frequency domain."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.arange(len(spectrum), dtype=np.float64)
-    freqs[0] = 1.0
-    return np.fft.irfft(spectrum / np.sqrt(freqs), n)
-
-
-def add_noise(clip: np.ndarray, kind: str, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white or pink noise scaled to an SNR relative to the clip's own power."""
-    noise = rng.standard_normal(len(clip)) if kind == "white" else pink_noise(len(clip), rng)
-    signal_power = float(np.mean(np.square(clip, dtype=np.float64)))
-    noise_power = float(np.mean(np.square(noise)))
-    if signal_power == 0.0 or noise_power == 0.0:
-        return clip
-    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
-    return (clip + scale * noise).astype(np.float32)
 
 
 def to_pcm16(clip: np.ndarray) -> np.ndarray:

@@ -1,16 +1,23 @@
 """Rendering: one General MIDI note -> a MIDI file (midiutil) -> audio from FluidSynth, in-process.
 
-A Renderer owns one synth with the soundfont loaded once; a worker process keeps one for
-its lifetime. Every note starts from a reset synth on a 64-sample block boundary, so a
-note's audio does not depend on what the synth rendered before: that is what makes the
-dataset byte-identical whatever the number of workers.
+A Renderer owns one synth with the soundfont loaded once; a worker process keeps one per
+soundfont for its lifetime. Every note starts from a reset synth on a 64-sample block
+boundary, so a note's audio does not depend on what the synth rendered before: that is what
+makes the dataset byte-identical whatever the number of workers. A note may go through
+FluidSynth's own reverb, with its room size, damping and level set for that note alone.
+
+The soundfonts of a config are paths or glob patterns (`soundfont_paths`); which GM presets a
+font has is read from its preset headers (`soundfont_presets`), without loading its samples.
 """
 
 from __future__ import annotations
 
 import ctypes
+import glob
 import io
 import os
+import struct
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +29,12 @@ from pipeline.errors import PipelineError, silenced_stderr
 from pipeline.instruments import resolve_instrument
 
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
+GLOB_CHARACTERS = "*?["
+# the Debian packages of the fonts the configs use, for a missing font's message
+FONT_PACKAGES = {"FluidR3_GM.sf2": "fluid-soundfont-gm", "TimGM6mb.sf2": "timgm6mb-soundfont",
+                 "MuseScore_General.sf3": "musescore-general-soundfont", "OPL-3_FM_128M.sf2": "opl3-soundfont",
+                 "sf_GMbank.sf2": "csound-soundfont"}
+PRESET_HEADER_BYTES = 38  # a phdr record: name[20], preset, bank, bag index, library, genre, morphology
 # MIDI channel used for every note; channel 10 (index 9) is GM percussion
 CHANNEL = 0
 MIDI_TEMPO_BPM = 60  # one beat per second, so MIDI times in beats are seconds
@@ -89,14 +102,81 @@ def soundfont_stat(path: str | Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+def soundfont_paths(entries) -> list[Path]:
+    """data.soundfonts as files: each entry a path or a glob pattern (its matches sorted by name),
+    in the listed order. A file reached twice (two patterns, a link) counts once, where it is
+    first reached; two different files with one name are refused, since a clip's source is its
+    font's file name."""
+    paths: list[Path] = []
+    seen: dict[str, Path] = {}
+    for entry in entries:
+        if any(ch in entry for ch in GLOB_CHARACTERS):
+            matches = sorted(glob.glob(os.path.expanduser(entry)), key=lambda p: (Path(p).name, p))
+            if not matches:
+                raise PipelineError(f"data.soundfonts pattern {entry} matches no file; install a soundfont "
+                                    "(make setup) or fix the pattern")
+        else:
+            matches = [os.path.expanduser(entry)]
+        for match in matches:
+            real = os.path.realpath(match)
+            if real in seen:
+                continue
+            other = next((p for p in paths if p.name == Path(match).name), None)
+            if other is not None:
+                raise PipelineError(f"data.soundfonts has two different files named {other.name} ({other} and "
+                                    f"{match}); rename one, since clips are filed by font name")
+            seen[real] = Path(match)
+            paths.append(Path(match))
+    return paths
+
+
+@lru_cache(maxsize=16)
+def _presets(path: str, size: int, mtime: float) -> dict[int, str]:
+    with open(path, "rb") as fh:
+        records = _pdta_chunk(fh, b"phdr")
+    presets = {}
+    for offset in range(0, len(records) - PRESET_HEADER_BYTES, PRESET_HEADER_BYTES):  # the last is EOP
+        name, program, bank = struct.unpack_from("<20sHH", records, offset)
+        if bank == 0 and program < 128:
+            presets[program] = name.split(b"\0")[0].decode("latin-1").strip()
+    return presets
+
+
+def _pdta_chunk(fh, wanted: bytes) -> bytes:
+    """The body of a soundfont's pdta sub-chunk (phdr, inst, shdr, ...): the RIFF lists walked by
+    seeking, so the samples (nearly all of the file) are never read."""
+    end = 8 + int.from_bytes(fh.read(12)[4:8], "little")
+    position = 12
+    while position + 8 <= end:
+        fh.seek(position)
+        kind, size = struct.unpack("<4sI", fh.read(8))
+        if kind == b"LIST" and fh.read(4) == b"pdta":
+            inner = position + 12
+            while inner + 8 <= position + 8 + size:
+                fh.seek(inner)
+                name, length = struct.unpack("<4sI", fh.read(8))
+                if name == wanted:
+                    return fh.read(length)
+                inner += 8 + length + (length & 1)
+        position += 8 + size + (size & 1)
+    return b""
+
+
+def soundfont_presets(path: str | Path) -> dict[int, str]:
+    """{GM program: preset name} of the font's bank 0, from its preset headers (no samples loaded)."""
+    stat = check_soundfont(Path(path))
+    return _presets(str(Path(path).resolve()), stat.st_size, stat.st_mtime)
+
+
 def check_soundfont(path: Path) -> os.stat_result:
     """The file's stat, after checking it exists and has an intact SoundFont header."""
     if not path.is_file():
+        package = FONT_PACKAGES.get(path.name, "fluid-soundfont-gm")
         raise PipelineError(
-            f"soundfont {path} not found; install it (apt-get install fluid-soundfont-gm) "
-            "or set data.soundfont to an existing .sf2/.sf3 file")
+            f"soundfont {path} not found; install it (apt-get install {package}, or make setup) "
+            "or list existing .sf2/.sf3 files in data.soundfonts")
     if path.suffix.lower() not in SOUNDFONT_SUFFIXES:
-        raise PipelineError(f"soundfont {path} is not a .sf2 or .sf3 file; point data.soundfont at a SoundFont")
+        raise PipelineError(f"soundfont {path} is not a .sf2 or .sf3 file; list SoundFonts in data.soundfonts")
     with open(path, "rb") as fh:
         head = fh.read(12)
     stat = path.stat()
@@ -110,6 +190,12 @@ def check_soundfont(path: Path) -> os.stat_result:
 
 
 # --- FluidSynth ----------------------------------------------------------------------
+def require_fluidsynth() -> None:
+    """PipelineError naming the package when libfluidsynth cannot be loaded: checked before a build
+    starts, so that the message comes before any progress."""
+    _import_fluidsynth()
+
+
 def _import_fluidsynth():
     try:
         import fluidsynth
@@ -132,6 +218,18 @@ def _quiet_fluidsynth_warnings(fs) -> None:
             set_log(level, None, None)
 
 
+@dataclass(frozen=True)
+class FluidReverb:
+    """FluidSynth's reverb unit for one note: room size, damping and output level, 0..1 each."""
+    room_size: float
+    damping: float
+    level: float
+    width: float = 0.5                 # stereo spread (0..100): the notes are mixed to mono anyway
+
+    def label(self) -> str:
+        return f"fluid_reverb(room={self.room_size:.2f},damp={self.damping:.2f},level={self.level:.2f})"
+
+
 class Renderer:
     """Renders notes to float32 stereo with one soundfont, loaded once.
 
@@ -141,7 +239,8 @@ class Renderer:
     """
 
     def __init__(self, soundfont: str | Path, gain: float = 0.4, effects: bool = False, sha256: str | None = None):
-        """`sha256`: the file's checksum when the caller already knows it (skips hashing it again)."""
+        """`effects`: the reverb unit is on, for the notes that ask for it; `sha256`: the file's
+        checksum when the caller already knows it (skips hashing it again)."""
         fs = _import_fluidsynth()
         self._fs = fs
         self.soundfont = str(soundfont)
@@ -152,20 +251,24 @@ class Renderer:
         self.effects = effects
         # the keeper synth owns the loaded soundfont; its settings are reused for every note
         self.keeper = fs.Synth(gain=float(gain), samplerate=float(self.rate), channels=16,
-                               **{"synth.reverb.active": int(effects), "synth.chorus.active": int(effects),
+                               **{"synth.reverb.active": int(effects), "synth.chorus.active": 0,
                                   "synth.cpu-cores": 1, "synth.polyphony": 64})
         with silenced_stderr():  # libinstpatch prints glib criticals for files it cannot parse
             sfid = self.keeper.sfload(str(soundfont))
         if sfid < 0:
             self.keeper.delete()
             raise PipelineError(f"soundfont {soundfont} could not be loaded by FluidSynth (corrupt file?); "
-                                "replace it or set data.soundfont to another .sf2/.sf3")
+                                "replace it or remove it from data.soundfonts")
         self.sfid = sfid
         self._api = _FluidApi(fs)
         self.sfont = self._api.get_sfont(self.keeper.synth, sfid)
 
     def has_program(self, program: int) -> bool:
         return self.keeper.sfpreset_name(self.sfid, 0, program) is not None
+
+    def preset_name(self, program: int) -> str:
+        """The font's own name for a GM program ("Yamaha Grand Piano"), "" if it has none."""
+        return self.keeper.sfpreset_name(self.sfid, 0, program) or ""
 
     def require_programs(self, programs) -> None:
         """A clear error for GM programs this soundfont has no preset for (they would render silence)."""
@@ -177,8 +280,12 @@ class Renderer:
     def close(self) -> None:
         self.keeper.delete()
 
-    def render(self, midi_file: bytes, seconds: float, reverb: bool = False, chorus: bool = False) -> np.ndarray:
-        """Render a MIDI file for `seconds` (rounded up to whole blocks): float32 array (n, 2)."""
+    def render(self, midi_file: bytes, seconds: float, reverb: FluidReverb | None = None) -> np.ndarray:
+        """Render a MIDI file for `seconds` (rounded up to whole blocks): float32 array (n, 2).
+        `reverb` needs a Renderer made with effects on."""
+        if reverb is not None and not self.effects:
+            raise PipelineError("a note asks for FluidSynth's reverb from a Renderer made without effects; "
+                                "make it with effects=True")
         api = self._api
         total = block_align(seconds * self.rate)
         out = np.zeros((total, 2), dtype=np.float32)
@@ -186,8 +293,7 @@ class Renderer:
         try:
             sfid = api.add_sfont(synth, self.sfont)
             if self.effects:
-                api.fx_on(synth, "reverb", reverb)
-                api.fx_on(synth, "chorus", chorus)
+                api.reverb(synth, reverb)
             done = 0
             for at, message in midi_events(midi_file):
                 position = min(block_align(at * self.rate), total)
@@ -219,21 +325,38 @@ class _FluidApi:
             "fluid_synth_write_float", c.c_int, ("synth", c.c_void_p, 1), ("len", c.c_int, 1),
             ("lout", c.c_void_p, 1), ("loff", c.c_int, 1), ("lincr", c.c_int, 1),
             ("rout", c.c_void_p, 1), ("roff", c.c_int, 1), ("rincr", c.c_int, 1))
-        self._fx_new = {kind: fs.cfunc(f"fluid_synth_{kind}_on", c.c_int, ("synth", c.c_void_p, 1),
-                                       ("fx_group", c.c_int, 1), ("on", c.c_int, 1)) for kind in ("reverb", "chorus")}
-        self._fx_old = {kind: fs.cfunc(f"fluid_synth_set_{kind}_on", None, ("synth", c.c_void_p, 1),
-                                       ("on", c.c_int, 1)) for kind in ("reverb", "chorus")}
+        self._reverb_on_new = fs.cfunc("fluid_synth_reverb_on", c.c_int, ("synth", c.c_void_p, 1),
+                                       ("fx_group", c.c_int, 1), ("on", c.c_int, 1))
+        self._reverb_on_old = fs.cfunc("fluid_synth_set_reverb_on", None, ("synth", c.c_void_p, 1),
+                                       ("on", c.c_int, 1))
+        # FluidSynth 2.2+ sets each parameter per effects group (-1: all); older ones all four at once
+        self._reverb_group = {name: fs.cfunc(f"fluid_synth_set_reverb_group_{name}", c.c_int,
+                                             ("synth", c.c_void_p, 1), ("fx_group", c.c_int, 1),
+                                             ("value", c.c_double, 1))
+                              for name in ("roomsize", "damp", "width", "level")}
+        self._reverb_all = fs.cfunc("fluid_synth_set_reverb", c.c_int, ("synth", c.c_void_p, 1),
+                                    ("roomsize", c.c_double, 1), ("damping", c.c_double, 1),
+                                    ("width", c.c_double, 1), ("level", c.c_double, 1))
 
     def write(self, synth, out: np.ndarray) -> None:
         """Fill a C-contiguous (n, 2) float32 view with the next n stereo frames."""
         ptr = out.ctypes.data
         self._write_float(synth, len(out), ptr, 0, 2, ptr, 1, 2)
 
-    def fx_on(self, synth, kind: str, on: bool) -> None:
-        if self._fx_new[kind] is not None:  # FluidSynth 2.2+
-            self._fx_new[kind](synth, -1, int(on))
-        elif self._fx_old[kind] is not None:
-            self._fx_old[kind](synth, int(on))
+    def reverb(self, synth, reverb: FluidReverb | None) -> None:
+        """The reverb unit on with these parameters, or off."""
+        if self._reverb_on_new is not None:
+            self._reverb_on_new(synth, -1, int(reverb is not None))
+        elif self._reverb_on_old is not None:
+            self._reverb_on_old(synth, int(reverb is not None))
+        if reverb is None:
+            return
+        values = {"roomsize": reverb.room_size, "damp": reverb.damping, "width": reverb.width, "level": reverb.level}
+        if all(f is not None for f in self._reverb_group.values()):
+            for name, value in values.items():
+                self._reverb_group[name](synth, -1, float(value))
+        else:
+            self._reverb_all(synth, *(float(v) for v in values.values()))
 
     def send(self, synth, sfid: int, message) -> None:
         fs, ch = self.fs, message.channel

@@ -7,24 +7,23 @@ through the same post-processing as a FluidSynth note (resampling, slicing, gati
 
 Kinds: band-limited `sine`, `triangle`, `square` and `sawtooth` (their Fourier series);
 `harmonic` (random spectrum: a slope, random per-partial levels, an odd/even balance,
-sometimes formant-like bumps); `missing_fundamental` (the same, with partial 1 at -20..-40 dB
-below the strongest partial, or absent: the period is still 1/f0); `stretched` (a piano
-string's inharmonic partials).
+sometimes formant-like bumps); `missing_fundamental` (the same, partial 1 at -20..-40 dB or
+absent, partials 2 and 3 within 6 dB of the strongest: the period is still 1/f0);
+`stretched` (a piano string's inharmonic partials).
 
 The label `f0` is the frequency of partial 1, exactly, for every kind. For `stretched`,
 partial n is at n·fs·sqrt(1 + B·n²) with the ideal string's fs = f0 / sqrt(1 + B), so
 partial 1 sits at f0 and partial n at n·f0·sqrt((1 + B·n²) / (1 + B)) (the upper partials
-are sharp of n·f0, as on a piano; fs is 0.43 cents or less below f0 at B <= 5e-4).
+are sharp of n·f0, as on a piano; fs is 0.43 cents or less below f0 at B <= 5e-4). B is limited
+by pitch (`max_inharmonicity`): the tone's period, what a pitch tracker follows, stays within
+6 cents of partial 1 (measured); low notes, with hundreds of partials, are barely stretched.
 There is no vibrato and no drift: every partial keeps its frequency for the whole note.
 
-Determinism: the same spec gives the same bytes. Rendering is single-threaded numpy, in a
-fixed order. numpy's exp/log/power of float64 arrays take different SIMD code on AVX-512
-and AVX2 machines and differ in the last bit for about 5% of values, so transcendental
-functions only ever produce small tables (per-partial levels and phases, the gridding
-weights) that are rounded to a 2^-24 grid before use; every per-sample array is made with
-+, -, *, /, cumulative products and an FFT (tested: the bytes stay the same with numpy's
-AVX2/AVX-512 code switched off). The drawn parameters are rounded too, which also keeps a
-spec's repr short.
+Determinism: the same spec gives the same bytes (single-threaded numpy, a fixed order).
+numpy's float64 exp/log/power differ in the last bit between its AVX-512 and AVX2 code for
+about 5% of values, so they only make small tables (partial levels and phases, gridding
+weights) rounded to a 2^-24 grid; per-sample arrays use +, -, *, /, cumulative products and
+an FFT (tested with numpy's AVX code off). Drawn parameters are rounded: a short repr.
 """
 
 from __future__ import annotations
@@ -61,7 +60,11 @@ FORMANT_WIDTH_OCTAVES = (0.15, 0.6)
 FORMANT_GAIN_DB = (6.0, 20.0)
 FUNDAMENTAL_DB = (-40.0, -20.0)  # missing_fundamental: partial 1 relative to the strongest partial ...
 FUNDAMENTAL_ABSENT_SHARE = 0.25  # ... or absent altogether
-INHARMONICITY = (1e-5, 5e-4)     # log-uniform, piano-like
+CARRIER_FLOOR = 0.5              # missing_fundamental: partials 2 and 3 at least this (-6 dB) x the strongest
+INHARMONICITY = (1e-5, 5e-4)     # log-uniform, piano-like; scaled down for low notes (max_inharmonicity)
+# B·N² at most this (N partials under the band limit): YIN then hears partial 1 within 6 cents;
+# B = 1e-5 put a 110 Hz tone 10 cents sharp, B = 1e-4 a 440 Hz one (worst of 8 drawn spectra)
+STRETCH_BUDGET = 0.012
 PERCUSSIVE_SHARE = 0.3           # share of tones that die away while held (sustain 0) ...
 STRETCHED_PERCUSSIVE_SHARE = 0.7  # ... more of the piano-like ones
 SUSTAINED_ATTACK_S, PERCUSSIVE_ATTACK_S = (0.005, 0.08), (0.003, 0.012)
@@ -112,10 +115,8 @@ class Spectrum:
 
 @dataclass(frozen=True)
 class Envelope:
-    """Amplitude over time: a smooth rise, a fall towards the sustain level, a release to silence.
-
-    Percussive tones (a pluck, a strike) have sustain 0: they die away while held.
-    """
+    """A smooth rise, a fall towards the sustain level, a release to silence; percussive tones
+    (a pluck, a strike) have sustain 0: they die away while held."""
     attack: float = 0.01         # s, from 0 to 1 (smoothstep)
     decay: float = 0.2           # s, time constant of the exponential fall from 1 to `sustain`
     sustain: float = 1.0         # level held until note-off, 0..1
@@ -221,7 +222,7 @@ def draw_tone(rng: np.random.Generator, f0: float, kinds: tuple[str, ...] = ALL_
     if not fitting:
         raise PipelineError(f"no tone of kinds {list(kinds)} fits f0 {f0:g} Hz; add another kind")
     kind = fitting[int(rng.integers(len(fitting)))]
-    spectrum = _draw_spectrum(rng, kind) if kind in RANDOM_KINDS else Spectrum()
+    spectrum = _draw_spectrum(rng, kind, f0) if kind in RANDOM_KINDS else Spectrum()
     return ToneSpec(f0=f0, kind=kind, spectrum=spectrum, envelope=_draw_envelope(rng, kind))
 
 
@@ -234,7 +235,12 @@ def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float
     return float(f"{value:.3g}")
 
 
-def _draw_spectrum(rng: np.random.Generator, kind: str) -> Spectrum:
+def max_inharmonicity(f0: float) -> float:
+    """The largest B drawn at f0: STRETCH_BUDGET / N², N = 7600 / f0 (1.6e-7 at A0, 4e-5 at A4, 5e-4 >= 1.4 kHz)."""
+    return min(INHARMONICITY[1], STRETCH_BUDGET * (f0 / MAX_BAND_LIMIT_HZ) ** 2)
+
+
+def _draw_spectrum(rng: np.random.Generator, kind: str, f0: float) -> Spectrum:
     slope, even, jitter = (_uniform(rng, b, 1) for b in (SLOPE_DB_PER_OCTAVE, EVEN_DB, JITTER_DB))
     formants = ()
     if rng.random() < FORMANT_SHARE:
@@ -244,7 +250,9 @@ def _draw_spectrum(rng: np.random.Generator, kind: str) -> Spectrum:
     if kind == "missing_fundamental" and rng.random() >= FUNDAMENTAL_ABSENT_SHARE:
         fundamental = float(f"{10 ** (_uniform(rng, FUNDAMENTAL_DB, 1) / 20):.4g}")
     if kind == "stretched":
-        inharmonicity = _log_uniform(rng, INHARMONICITY)
+        # INHARMONICITY's log-uniform range, moved down to end at this pitch's limit
+        scale = max_inharmonicity(f0) / INHARMONICITY[1]
+        inharmonicity = _log_uniform(rng, (INHARMONICITY[0] * scale, INHARMONICITY[1] * scale))
     return Spectrum(slope, even, jitter, formants, fundamental, inharmonicity, seed=int(rng.integers(2**31)))
 
 
@@ -308,6 +316,8 @@ def _random_partials(spec: ToneSpec, limit: float) -> Partials:
                 + s.jitter_db * jitter[keep] + _formant_db(s.formants, frequencies))
     amplitude = 10.0 ** ((level_db - level_db.max()) / 20)
     if spec.kind == "missing_fundamental":
+        # partials 2 and 3 carry the period: without this floor, 4.5% of draws were heard 1-1.5 octaves up
+        amplitude[1:3] = np.maximum(amplitude[1:3], amplitude[1:].max() * CARRIER_FLOOR)
         amplitude[0] = s.fundamental_gain * amplitude[1:].max()
     amplitude = _snap(amplitude / amplitude.max())
     turn = 2 * np.pi * phase[keep]
@@ -355,10 +365,8 @@ def envelope_curve(envelope: Envelope, rate: int, hold_seconds: float, release_s
 
 
 def _powers(ratio: float, count: int) -> np.ndarray:
-    """ratio^0 .. ratio^(count-1) by multiplication only (libm's pow differs between machines).
-
-    In blocks, as an outer product: a cumulative product over every sample would cost 10x more.
-    """
+    """ratio^0 .. ratio^(count-1) by multiplication only (libm's pow differs between machines), in
+    blocks, as an outer product: a cumulative product over every sample would cost 10x more."""
     block = min(count, POWER_BLOCK)
     steps = np.full(block, ratio)
     steps[:1] = 1.0

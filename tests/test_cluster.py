@@ -64,10 +64,10 @@ def test_a_worker_with_a_different_soundfont_fails_its_shard(tmp_path, cluster):
     cfg = tiny_config(tmp_path, f'data.scheduler="{cluster.scheduler_address}"', f'data.soundfont="{font}"',
                       'data.instruments=["Violin"]', 'split.test="random"')
     from pipeline.dataset import render_shard
-    from pipeline.plan import plan_notes, plan_shards
-    from pipeline.rendering import soundfont_info
+    from pipeline.plan import make_plan, plan_shards
 
-    tasks = plan_shards(cfg, plan_notes(cfg), soundfont_info(font)["sha256"])
+    plan = make_plan(cfg)
+    tasks = plan_shards(cfg, list(plan.notes), list(plan.fonts))
     data = bytearray(font.read_bytes())
     data[-100] ^= 0xFF  # same size and header, different content: what a stale copy looks like
     font.write_bytes(bytes(data))

@@ -15,7 +15,7 @@ def test_overrides_are_typed():
     cfg = load_config(None, ["data.velocities=[60, 100]", "data.detune_share=0", "data.soundfont=x.sf2"])
     assert cfg.data.velocities == (60, 100)
     assert cfg.data.detune_share == 0.0
-    assert cfg.data.soundfont == "x.sf2"  # a bare word is read as a string
+    assert cfg.data.soundfonts == ("x.sf2",)  # a bare word is read as a string; the older key as a list
 
 
 @pytest.mark.parametrize("override, message", [
@@ -24,8 +24,8 @@ def test_overrides_are_typed():
     ("data.note_high=130", "data.note_high = 130 is out of range"),
     ("data.velocities=[0]", "data.velocities = 0 is out of range"),
     ("data.workers=two", "data.workers must be an integer"),
-    ("augment.noise=brown", "augment.noise has value 'brown'"),
-    ("data.note_high=20", "data.note_low .36. is above data.note_high .20."),
+    ("augment.noise_kinds=['brown', 'purple']", "augment.noise_kinds has value 'purple'"),
+    ("data.note_high=20", "data.note_low .21. is above data.note_high .20."),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(PipelineError, match=message):
@@ -33,7 +33,7 @@ def test_bad_values_name_the_key(override, message):
 
 
 def test_saved_config_round_trips(tmp_path):
-    cfg = load_config(None, ["data.velocities=[60, 100]", "augment.sox_effects=['tremolo']"])
+    cfg = load_config(None, ["data.velocities=[60, 100]", "augment.noise_kinds=['pink']", "augment.noise_weights=[1]"])
     path = tmp_path / "again.toml"
     path.write_text(to_toml(cfg))
     again = load_config(path)

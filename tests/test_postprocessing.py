@@ -48,6 +48,23 @@ def test_segments_are_5280_samples_where_expected():
     assert clips["sustain"][C.CLIP_SAMPLES // 2] == 8000
 
 
+def test_onset_and_release_segments_hold_the_note_on_and_off_inside():
+    starts = post.segment_starts(hold_samples=16000, sustain_at=0.5, onset=4810, onset_lead=1600, release_at=0.25,
+                                 note_on=4800)
+    assert starts["attack"] == 4810 and starts["decay"] == 4800 + 16000
+    assert starts["onset"] == 4810 - 1600                       # the note begins 100 ms into the clip
+    assert starts["release"] == 4800 + 16000 - 1320             # the note-off a quarter into the clip
+    assert starts["sustain"] == 4800 + 8000 - C.CLIP_SAMPLES // 2
+    assert set(post.segment_starts(16000, 0.5, 10)) == {"attack", "sustain", "decay"}  # as before, by default
+
+
+def test_mono_notes_pass_through_the_batch_like_stereo_ones():
+    mono = tone(1.0, 440.0, C.RENDER_RATE)
+    stereo = np.stack([mono, mono], axis=1)
+    (a,), (b,) = post.batch_to_dataset_rate([mono]), post.batch_to_dataset_rate([stereo])
+    np.testing.assert_array_equal(a, b)
+
+
 def test_onset_skips_leading_silence():
     audio = np.concatenate([np.zeros(300, np.float32), tone(0.1)])
     assert 300 <= post.find_onset(audio) < 310
@@ -64,21 +81,6 @@ def test_gate_reasons():
     blip = np.concatenate([tone(0.03), np.zeros(C.CLIP_SAMPLES - 480, np.float32)])
     assert post.sounding_ms(blip) == 30
     assert post.gate_reason(*post.level_dbfs(blip), post.level_dbfs(blip)[1], 30, GATE) == "too_short"
-
-
-def test_noise_is_added_at_the_requested_snr():
-    clip = tone(0.33)
-    for kind in ("white", "pink"):
-        noisy = post.add_noise(clip, kind, 20.0, np.random.default_rng(0))
-        snr = 10 * np.log10(np.mean(clip ** 2) / np.mean((noisy - clip) ** 2))
-        assert snr == pytest.approx(20.0, abs=0.01)
-
-
-def test_pink_noise_falls_3_db_per_octave():
-    noise = post.pink_noise(1 << 16, np.random.default_rng(0))
-    power = np.abs(np.fft.rfft(noise)) ** 2
-    low, high = power[1000:2000].mean(), power[2000:4000].mean()
-    assert 10 * np.log10(low / high) == pytest.approx(3.0, abs=0.5)
 
 
 def test_pcm16_is_peak_normalised():

@@ -49,3 +49,51 @@ def test_missing_and_corrupt_soundfonts_are_named(tmp_path):
     truncated.write_bytes(b"RIFF\x00\x10\x00\x00sfbkLIST" + b"\x00" * 64)
     with pytest.raises(PipelineError, match="truncated"):
         Renderer(truncated)
+
+
+# --- several soundfonts -------------------------------------------------------------------------
+def test_soundfont_patterns_expand_sorted_once_per_file(tmp_path):
+    import shutil
+
+    from pipeline.rendering import soundfont_paths
+
+    for name in ("b.sf2", "a.sf2"):
+        shutil.copy(TEST_SOUNDFONT, tmp_path / name)
+    (tmp_path / "link.sf2").symlink_to(tmp_path / "a.sf2")
+    paths = soundfont_paths([str(tmp_path / "b.sf2"), str(tmp_path / "*.sf2")])
+    assert [p.name for p in paths] == ["b.sf2", "a.sf2"]  # listed first, then the pattern's others; the link is a.sf2
+    with pytest.raises(PipelineError, match="matches no file"):
+        soundfont_paths([str(tmp_path / "*.sf3")])
+    (tmp_path / "other").mkdir()
+    shutil.copy(TEST_SOUNDFONT, tmp_path / "other" / "a.sf2")
+    with pytest.raises(PipelineError, match="two different files named a.sf2"):
+        soundfont_paths([str(tmp_path / "a.sf2"), str(tmp_path / "other" / "a.sf2")])
+
+
+def test_presets_are_read_from_the_headers(tmp_path):
+    from pipeline.rendering import soundfont_presets
+
+    presets = soundfont_presets(TEST_SOUNDFONT)
+    assert len(presets) == 128 and presets[40] == "Violin" and presets[73] == "Flute TB"
+    renderer = Renderer(TEST_SOUNDFONT)
+    assert [renderer.preset_name(p) for p in (40, 73)] == ["Violin", "Flute TB"]  # what FluidSynth says too
+    renderer.close()
+
+
+def test_fluidsynth_reverb_is_per_note_and_repeats():
+    from pipeline.rendering import FluidReverb
+
+    renderer = Renderer(TEST_SOUNDFONT, effects=True)
+    note = note_midi_bytes(19, 57, 100, 0, 1.0)  # Church Organ
+    big_room, small_room = FluidReverb(0.9, 0.2, 0.9), FluidReverb(0.2, 0.8, 0.3)
+    dry, big, again, small = (renderer.render(note, 1.5, reverb) for reverb in (None, big_room, big_room, small_room))
+    plain = Renderer(TEST_SOUNDFONT)
+    assert np.array_equal(dry, plain.render(note, 1.5))  # the unit on but unused changes nothing
+    with pytest.raises(PipelineError, match="effects=True"):
+        plain.render(note, 1.5, FluidReverb(0.5, 0.5, 0.5))
+    renderer.close()
+    plain.close()
+    assert np.array_equal(big, again) and not np.array_equal(big, small)
+    tail = slice(int(1.15 * 44100), None)  # after the note-off: the room rings on
+    level = [float(np.sqrt(np.mean(x[tail] ** 2))) for x in (dry, small, big)]
+    assert level[0] < level[1] < level[2] and level[2] > 1.5 * level[0]
