@@ -19,13 +19,14 @@ REPORT := reports/$(NAME)
 
 # each stage's code: the modules it runs (docs/CONTRACTS.md has the layers)
 CORE_SRC := $(addprefix pipeline/,config.py constants.py errors.py artifacts.py pitch.py clips.py workers.py)
-DATA_SRC := $(CORE_SRC) $(addprefix pipeline/,instruments.py rendering.py postprocessing.py plan.py splits.py dataset.py)
+DATA_SRC := $(CORE_SRC) $(addprefix pipeline/,instruments.py rendering.py tones.py postprocessing.py rooms.py \
+              augmentation.py audit.py plan.py splits.py dataset.py)
 FEATURES_SRC := $(CORE_SRC) pipeline/features.py
 TRAIN_SRC := $(CORE_SRC) pipeline/model.py pipeline/training.py
 REPORT_SRC := $(CORE_SRC) $(addprefix pipeline/,evaluation.py reporting.py baselines.py)
 
 .DEFAULT_GOAL := all
-.PHONY: all help setup data features train report test bench clean clean-all FORCE
+.PHONY: all help setup data features train report test bench experiments clean clean-all FORCE
 
 all: report ## set up, then run the whole pipeline on CONFIG (default configs/default.toml)
 
@@ -51,10 +52,21 @@ setup: $(STAMPS)/venv ## install system packages and the virtualenv
 $(PARAMS)/%.json: FORCE | $(STAMPS)/venv
 	@$(PIPELINE) params $* $(ARGS) --out $@
 
-$(DATA)/manifest.csv: $(PARAMS)/data.json $(DATA_SRC)
+# The data stage's target is build.json, which every build that finishes writes last; it
+# rewrites manifest.csv only when its content changes, so the features follow only then.
+# `pipeline params data` (every make) also runs the stage's quick check and touches data.json
+# when a clip or shard record went missing or changed since the build, or when a direct
+# `pipeline data --set ...` built the dataset for other settings: the stage then repairs that.
+$(DATA)/build.json: $(PARAMS)/data.json $(DATA_SRC)
 	$(PIPELINE) data $(ARGS)
+$(DATA)/manifest.csv: $(DATA)/build.json ;
 
-$(DATA)/features/done.json: $(DATA)/manifest.csv $(PARAMS)/features.json $(FEATURES_SRC)
+# A split file that is missing, or newer than done.json (changed, truncated), makes done.json
+# out of date; `pipeline features` then checks every split against its record (size, sha256)
+# and rebuilds only the damaged ones. The empty rule lets a missing split file count as new.
+SPLIT_FILES := $(addprefix $(DATA)/features/,train.npy val.npy test.npy)
+$(SPLIT_FILES): ;
+$(DATA)/features/done.json: $(DATA)/manifest.csv $(PARAMS)/features.json $(FEATURES_SRC) $(SPLIT_FILES)
 	$(PIPELINE) features $(ARGS)
 
 $(MODEL)/model.keras: $(DATA)/features/done.json $(PARAMS)/train.json $(TRAIN_SRC)
@@ -72,6 +84,9 @@ report: $(REPORT)/report.md ## errors by pitch, instrument, segment; baselines (
 test: $(STAMPS)/venv ## set up, then lint (ruff) and run the test suite
 	$(PY) -m ruff check pipeline tests bench
 	$(PY) -m pytest -q tests
+
+experiments: $(STAMPS)/venv ## reproduce the original write-ups' experiments -> reports/experiments/
+	$(PIPELINE) experiments --config configs/experiments.toml
 
 bench: $(STAMPS)/venv ## speed benchmarks -> bench/results.json and bench/results.md
 	$(PY) -m bench.run

@@ -12,7 +12,6 @@ Scaling, applied to scipy's magnitude spectrogram (mode="magnitude", scaling="de
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from functools import lru_cache
@@ -24,7 +23,18 @@ import scipy.fft
 
 from pipeline import constants as C
 from pipeline import workers
-from pipeline.artifacts import atomic_path, ensure_dir, fingerprint, sha256_file, write_json
+from pipeline.artifacts import (
+    AtomicFile,
+    NpyRows,
+    ensure_dir,
+    fingerprint,
+    pwrite_all,
+    read_json,
+    remove_stale_temporaries,
+    sha256_bytes,
+    sha256_file,
+    write_json,
+)
 from pipeline.clips import check_split, load_manifest, manifest_path, read_clip, split_rows
 from pipeline.config import Config
 from pipeline.errors import PipelineError
@@ -65,6 +75,28 @@ def spectrogram(clips: np.ndarray, scaling: str = "log", out: np.ndarray | None 
                             f"{C.SPEC_SHAPE[0]}, {C.SPEC_SHAPE[1]})")
     for start in range(0, len(clips), CACHE_BATCH):
         _spectrogram_into(clips[start:start + CACHE_BATCH], scaling, out[start:start + CACHE_BATCH])
+    return out
+
+
+def spectrogram_columns(audio: np.ndarray, scaling: str = "log", block: int = 2048) -> np.ndarray:
+    """(samples,) audio -> (513, T) float32 scaled magnitude columns, T = 1 + (samples - 256) // 56.
+
+    Column j is the frame at sample 56 * j, computed with the very operations of `spectrogram`,
+    so columns j .. j + 89 are bit for bit the spectrogram of the clip starting at sample
+    56 * j: a recording's STFT is computed once and every window reads its columns from it.
+    `block` columns at a time keep the FFT buffers small whatever the length."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if scaling not in SCALINGS:
+        raise PipelineError(f"unknown spectrogram scaling {scaling!r}; choose log, db or linear")
+    if len(audio) < C.CLIP_SAMPLES:
+        raise PipelineError(f"audio of {len(audio)} samples is shorter than one {C.CLIP_SAMPLES}-sample window; "
+                            "pad it first")
+    total = 1 + (len(audio) - C.WINDOW_LENGTH) // C.HOP
+    out = np.empty((C.N_FREQ_BINS, total), dtype=np.float32)
+    for start in range(0, total, block):
+        count = min(block, total - start)
+        piece = audio[start * C.HOP:(start + count - 1) * C.HOP + C.WINDOW_LENGTH]
+        _spectrogram_into(piece[None, :], scaling, out[None, :, start:start + count])
     return out
 
 
@@ -118,6 +150,9 @@ def _scale_into(magnitude: np.ndarray, scaling: str, out: np.ndarray) -> None:
 
 
 # --- the stage -------------------------------------------------------------------------
+RECORD_SUFFIX = ".record.json"   # features/SPLIT.record.json: what SPLIT.npy holds, written after it
+
+
 def features_dir(cfg: Config) -> Path:
     return cfg.data_dir / FEATURES_DIR
 
@@ -126,50 +161,129 @@ def split_path(cfg: Config, split: str) -> Path:
     return features_dir(cfg) / f"{split}.npy"
 
 
+def record_path(cfg: Config, split: str) -> Path:
+    return features_dir(cfg) / f"{split}{RECORD_SUFFIX}"
+
+
+def read_manifest(cfg: Config) -> pd.DataFrame:
+    """The manifest, checked for what this stage reads: its columns, splits and clip paths."""
+    path = manifest_path(cfg.data_dir)
+    fix = "delete it and run make data (or pipeline data) again"
+    try:
+        frame = load_manifest(cfg.data_dir)
+    except ValueError as exc:  # pandas' EmptyDataError: a zero-byte file
+        raise PipelineError(f"manifest {path} is empty or unreadable ({exc}); {fix}") from None
+    missing = [c for c in ("path", "split", "sha256") if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"manifest {path} lacks the column(s) {', '.join(missing)}; {fix}")
+    if frame.empty:
+        raise PipelineError(f"manifest {path} lists no clips; check data.instruments and the note range, "
+                            "then run make data")
+    bad = frame[~frame["split"].isin(C.SPLITS) | frame["path"].isna() | frame["sha256"].isna()
+                | frame["path"].astype(str).str.contains(r"^/|(?:^|/)\.\.(?:/|$)")]
+    if len(bad):
+        raise PipelineError(f"manifest {path} row {bad.index[0] + 2} has no valid path, sha256 or split "
+                            f"({bad.iloc[0]['path']!r}); {fix}")
+    return frame
+
+
 def _stamp(cfg: Config) -> dict:
-    """What the features depend on; done.json must match it for the stage to be skipped."""
+    """What the features depend on: each split's record and done.json must match it."""
     return {"version": FEATURES_VERSION, "manifest_sha256": sha256_file(manifest_path(cfg.data_dir)),
             "features": cfg.to_dict()["features"]}
 
 
-def _is_current(cfg: Config, stamp: dict) -> bool:
-    done = features_dir(cfg) / DONE_FILE
-    try:
-        recorded = json.loads(done.read_text())
-    except (OSError, ValueError):
-        return False
-    if {k: recorded.get(k) for k in stamp} != stamp:
-        return False
-    return all(split_path(cfg, s).is_file() for s in C.SPLITS)
-
-
 def build_features(cfg: Config) -> dict:
-    """Write features/{train,val,test}.npy and done.json (last); skip when already current."""
-    frame = load_manifest(cfg.data_dir)
+    """Write features/{train,val,test}.npy, each followed by its record (SPLIT.record.json: rows,
+    bytes, sha256, the inputs' fingerprint), then done.json. A split file intact and current (size
+    and sha256 as recorded) is kept; a missing, damaged or stale one is rebuilt, alone."""
+    frame = read_manifest(cfg)
     stamp = _stamp(cfg)
-    if _is_current(cfg, stamp):
-        print(f"features for {cfg.name} are up to date ({features_dir(cfg)})")
-        return json.loads((features_dir(cfg) / DONE_FILE).read_text())
-    ensure_dir(features_dir(cfg))
-    (features_dir(cfg) / DONE_FILE).unlink(missing_ok=True)
+    done_path = ensure_dir(features_dir(cfg)) / DONE_FILE
+    remove_stale_temporaries(features_dir(cfg))
+    records, todo = _check_splits(cfg, frame, stamp)
+    old = read_json(done_path)
+    if not todo and old == _done(stamp, records, old):
+        _settle(cfg)
+        print(f"features for {cfg.name} are up to date and intact ({features_dir(cfg)})")
+        return old
+    if old is None or {k: old.get(k) for k in stamp} != stamp:
+        done_path.unlink(missing_ok=True)  # other inputs: make and load_split see no features until done
     start = time.perf_counter()
-    counts, pending = {}, []
-    with _local_pool(cfg) as pool, contextlib.ExitStack() as files:  # files are renamed into place last
-        for split in C.SPLITS:
-            rows = split_rows(frame, split)
-            file = files.enter_context(_split_file(split_path(cfg, split)))
-            pending += _start_split(cfg, rows, file, f"features-{_stamp_key(stamp)}-{split}", pool)
-            counts[split] = len(rows)
-        for future in pending:  # every split's shards share the workers: no wait between splits
-            future.result()
+    records.update(_build_splits(cfg, frame, stamp, todo))
     seconds = time.perf_counter() - start
-    total = sum(counts.values())
-    done = {**stamp, "counts": counts, "shape": list(C.SPEC_SHAPE), "seconds": round(seconds, 2),
-            "clips_per_second": round(total / max(seconds, 1e-9), 1)}
-    write_json(features_dir(cfg) / DONE_FILE, done)
-    print(f"features: {total} clips ({', '.join(f'{s} {n}' for s, n in counts.items())}) "
-          f"in {seconds:.1f} s, {done['clips_per_second']:.0f} clips/s -> {features_dir(cfg)}")
+    done = _done(stamp, records, {"seconds": round(seconds, 2), "clips_per_second": round(
+        sum(len(split_rows(frame, s)) for s in todo) / max(seconds, 1e-9), 1)})
+    if done_path.is_file() and old == _done(stamp, records, old):  # a repair gave back the recorded bytes
+        _settle(cfg)
+        done = old
+    else:
+        write_json(done_path, done)
+    counts = done["counts"]
+    print(f"features: {sum(counts.values())} clips ({', '.join(f'{s} {n}' for s, n in counts.items())}); "
+          f"{', '.join(todo) or 'nothing'} built in {seconds:.1f} s -> {features_dir(cfg)}")
     return done
+
+
+def _done(stamp: dict, records: dict, timing: dict | None) -> dict:
+    """done.json: the stamp, each split's record, and the timing of the build that made them."""
+    timing = {k: (timing or {}).get(k) for k in ("seconds", "clips_per_second")}
+    return {**stamp, "splits": {s: records[s] for s in C.SPLITS}, "counts": {s: records[s]["rows"] for s in C.SPLITS},
+            "shape": list(C.SPEC_SHAPE), **timing}
+
+
+def _check_splits(cfg: Config, frame: pd.DataFrame, stamp: dict) -> tuple[dict, list[str]]:
+    """({split: record} of the split files that are current and intact, [the splits to build])."""
+    inputs = fingerprint(stamp)
+    records, todo = {}, []
+    for split in C.SPLITS:
+        record = read_json(record_path(cfg, split)) or {}
+        current = record.get("inputs") == inputs and record.get("rows") == len(split_rows(frame, split))
+        if current and _intact(split_path(cfg, split), record):
+            records[split] = record
+            continue
+        if current:
+            print(f"features: {split_path(cfg, split)} is missing or damaged; rebuilding it")
+        todo.append(split)
+    return records, todo
+
+
+def _intact(path: Path, record: dict) -> bool:
+    """The file is the one its record describes: its size, then every byte's sha256."""
+    try:
+        return path.stat().st_size == record.get("bytes") and sha256_file(path) == record.get("sha256")
+    except OSError:
+        return False
+
+
+def _settle(cfg: Config) -> None:
+    """make rebuilds done.json (and retrains) when a split file is newer. A split file just
+    checked against done.json's record (every byte: a repair gave back the recorded bytes, or a
+    `touch`) gets done.json's mtime, so make neither asks again nor retrains for it."""
+    done_ns = (features_dir(cfg) / DONE_FILE).stat().st_mtime_ns
+    for split in C.SPLITS:
+        stat = split_path(cfg, split).stat()
+        if stat.st_mtime_ns > done_ns:
+            os.utime(split_path(cfg, split), ns=(stat.st_atime_ns, done_ns))
+
+
+def _build_splits(cfg: Config, frame: pd.DataFrame, stamp: dict, todo: list[str]) -> dict:
+    """Build the `todo` splits, each renamed into place with its record once its last shard is
+    written (a stop keeps the splits done); returns their records."""
+    inputs = fingerprint(stamp)
+    with contextlib.ExitStack() as stack, _local_pool(cfg) as pool:  # on a stop: workers first, then files
+        files = {split: stack.enter_context(_SplitFile(cfg, split, split_rows(frame, split), inputs))
+                 for split in todo}
+        if cfg.data.scheduler or pool is None:  # one split after the other
+            for split, file in files.items():
+                file.fill(f"features-{inputs[:12]}-{split}")
+        else:  # every split's shards share the workers: no wait between splits
+            pending = {pool.submit(featurize_files_into, *job): split
+                       for split, file in files.items() for job in file.jobs()}
+            for file in files.values():
+                file.finish_if_done()
+            workers.collect(pending, lambda split, _: files[split].shard_done(), keep_finished=False)
+        return {split: file.record for split, file in files.items()}
 
 
 @contextlib.contextmanager
@@ -185,90 +299,107 @@ def _local_pool(cfg: Config):
         yield pool
 
 
-@contextlib.contextmanager
-def _split_file(path: Path):
-    """A temporary file beside `path`, renamed into place when the block ends without error."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        yield tmp, fh
+class _SplitFile:
+    """One split's .npy under its temporary name, filled shard by shard (`features.batch_size`
+    rows), then renamed into place and recorded. Each worker writes its shard's rows at their
+    offset (the header first, the file allocated: a full disk shows at once), in any order; no
+    memory map, no rows through the parent: memory stays at a few shards. On a Dask cluster the
+    client writes what comes back; a clip's spectrogram depends on that clip alone, so the file
+    is byte-identical either way."""
+
+    def __init__(self, cfg: Config, split: str, rows: pd.DataFrame, inputs: str):
+        self.cfg, self.split, self.rows, self.inputs, self.record = cfg, split, rows, inputs, None
+        self.starts = range(0, len(rows), cfg.features.batch_size)
+        self.remaining = len(self.starts)
+        self.file = AtomicFile(split_path(cfg, split))
+        self.fh = open(self.file.tmp, "r+b")
+        try:
+            self.writer = NpyRows(self.fh, self.file.tmp, cfg.features.dtype, (len(rows), *C.SPEC_SHAPE))
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __enter__(self) -> _SplitFile:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.fh.close()
+        self.file.discard()  # a no-op once finished
+
+    def jobs(self) -> list[tuple]:
+        cfg, size, hashes = self.cfg, self.cfg.features.batch_size, list(self.rows["sha256"])
+        paths = [str(cfg.data_dir / p) for p in self.rows["path"]]
+        return [(paths[s:s + size], hashes[s:s + size], cfg.features.scaling, cfg.features.dtype,
+                 str(self.file.tmp), self.writer.position(s)) for s in self.starts]
+
+    def fill(self, key: str) -> None:
+        """Every shard here, one at a time (one worker), or on the cluster; then finish."""
+        if self.cfg.data.scheduler:
+            _fill_on_cluster(self.cfg, self.rows, self.writer, self.starts, key)
+        else:
+            for job in self.jobs():
+                featurize_files_into(*job)
+        self.remaining = 0
+        self.finish_if_done()
+
+    def shard_done(self) -> None:
+        self.remaining -= 1
+        self.finish_if_done()
+
+    def finish_if_done(self) -> None:
+        """Once every shard is written: hash the file, fsync it, rename it, write its record."""
+        if self.remaining or self.record is not None:
+            return
+        self.fh.close()
+        tmp = self.file.tmp
+        record = {"inputs": self.inputs, "rows": len(self.rows), "bytes": tmp.stat().st_size,
+                  "sha256": sha256_file(tmp), "dtype": self.cfg.features.dtype}
+        self.file.commit()
+        write_json(record_path(self.cfg, self.split), record)
+        self.record = record
 
 
-def _start_split(cfg: Config, rows: pd.DataFrame, file: tuple, key: str, pool) -> list:
-    """Write one split's .npy shard by shard; returns the futures of the shards still running.
-
-    A shard is `features.batch_size` consecutive rows of the split. Each worker reads its
-    shard's clips and writes its rows at their offset in the file (the .npy header is written
-    first, the file sized), in any order; no memory map and no rows through the parent, so
-    memory (RSS included) stays at a few shards whatever the size of the dataset. With
-    data.scheduler the shards run on the Dask cluster and the client writes what comes back;
-    every clip's spectrogram depends on that clip alone, so the file is byte-identical either way.
-    `key` names the split's shards on the cluster.
-    """
-    tmp, fh = file
-    writer = _RowWriter(fh, np.dtype(cfg.features.dtype), (len(rows), *C.SPEC_SHAPE))
-    starts = range(0, len(rows), cfg.features.batch_size)
-    if cfg.data.scheduler:
-        _fill_on_cluster(cfg, rows, writer, starts, key)
-        return []
-    size, paths = cfg.features.batch_size, [str(cfg.data_dir / p) for p in rows["path"]]
-    jobs = [(paths[start:start + size], cfg.features.scaling, cfg.features.dtype, str(tmp), writer.position(start))
-            for start in starts]
-    if pool is None:
-        for job in jobs:
-            featurize_files_into(*job)
-        return []
-    return [pool.submit(featurize_files_into, *job) for job in jobs]
-
-
-class _RowWriter:
-    """An .npy file (the header np.save writes) whose row blocks are written at their offsets."""
-
-    def __init__(self, fh, dtype: np.dtype, shape: tuple[int, ...]):
-        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                                  "fortran_order": False, "shape": shape})
-        fh.flush()
-        self.fd, self.dtype, self.offset = fh.fileno(), dtype, fh.tell()
-        self.row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
-        os.ftruncate(self.fd, self.offset + shape[0] * self.row_bytes)
-
-    def position(self, start: int) -> int:
-        return self.offset + start * self.row_bytes
-
-    def write(self, start: int, rows: np.ndarray) -> None:
-        _pwrite_all(self.fd, np.ascontiguousarray(rows, dtype=self.dtype), self.position(start))
-
-
-def _pwrite_all(fd: int, rows: np.ndarray, position: int) -> None:
-    data = memoryview(rows).cast("B")
-    while data:
-        written = os.pwrite(fd, data, position)
-        data, position = data[written:], position + written
-
-
-def featurize_files_into(paths: list[str], scaling: str, dtype: str, npy_path: str, position: int) -> None:
-    """A local worker's shard: read the clips, write their spectrograms at `position` of the file."""
-    rows = featurize(paths, scaling, dtype)
+def featurize_files_into(paths: list[str], sha256s: list[str], scaling: str, dtype: str, npy_path: str,
+                         position: int) -> None:
+    """A local worker's shard: read and check the clips, write their spectrograms at `position`."""
+    rows = featurize(paths, scaling, dtype, sha256s=sha256s)
     fd = os.open(npy_path, os.O_WRONLY)
     try:
-        _pwrite_all(fd, rows, position)
+        pwrite_all(fd, rows, position, npy_path)
     finally:
         os.close(fd)
 
 
-def featurize(names: list[str], scaling: str, dtype: str, wavs: list[bytes] | None = None) -> np.ndarray:
+def featurize(names: list[str], scaling: str, dtype: str, wavs: list[bytes] | None = None,
+              sha256s: list[str] | None = None) -> np.ndarray:
     """A shard's (N, 513, 90) spectrograms in the stored dtype, from the clip files, or from
-    their WAV bytes (`wavs`, what a cluster worker gets)."""
-    clips = np.stack([read_clip(name, data) for name, data in zip(names, wavs or [None] * len(names))])
+    their WAV bytes (`wavs`, what a cluster worker gets); each clip checked against its sha256
+    in the manifest when `sha256s` are given."""
+    wavs = wavs or [_read_bytes(name) for name in names]
+    for name, data, expected in zip(names, wavs, sha256s or [None] * len(names)):
+        if expected is not None and sha256_bytes(data) != expected:
+            raise PipelineError(f"clip {name} does not match its sha256 in the manifest (changed or damaged "
+                                "since it was built); run make data to rebuild it, then make features")
+    clips = np.stack([read_clip(name, data) for name, data in zip(names, wavs)])
     return spectrogram(clips, scaling).astype(dtype, copy=False)
 
 
-def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts: range, key: str) -> None:
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise PipelineError(f"cannot read clip {path} ({exc.strerror}); run make data to rebuild it, "
+                            "then make features") from None
+
+
+def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: NpyRows, starts: range, key: str) -> None:
     """Send each shard's WAV bytes to the cluster, write the spectrograms that come back."""
-    size, paths = cfg.features.batch_size, list(rows["path"])
+    size, paths, hashes = cfg.features.batch_size, list(rows["path"]), list(rows["sha256"])
 
     def job_args(start: int) -> tuple:
         names = paths[start:start + size]
-        wavs = [(cfg.data_dir / name).read_bytes() for name in names]
-        return names, cfg.features.scaling, cfg.features.dtype, wavs
+        wavs = [_read_bytes(str(cfg.data_dir / name)) for name in names]
+        return names, cfg.features.scaling, cfg.features.dtype, wavs, hashes[start:start + size]
 
     jobs = [(f"{key}-{start}", start, lambda start=start: job_args(start)) for start in starts]
     workers.run_on_cluster(cfg.data.scheduler, featurize, jobs, writer.write,
@@ -278,42 +409,41 @@ def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: _RowWriter, starts
 CLUSTER_SHARDS_IN_FLIGHT = 8  # bounds the client's memory: inputs and results of 8 shards at most
 
 
-def _stamp_key(stamp: dict) -> str:
-    """A short name for this build's inputs: keeps two builds' task keys apart on one scheduler."""
-    return fingerprint(stamp)[:12]
-
-
 # --- reading the outputs ------------------------------------------------------------------
 def load_split(cfg: Config, split: str) -> tuple[np.ndarray, pd.DataFrame]:
-    """(memory-mapped (N, 513, 90) features, the manifest rows of that split in the same order)."""
+    """(memory-mapped (N, 513, 90) features, the manifest rows of that split in the same order).
+
+    Checked cheaply against done.json: built from this manifest, and the file's header, shape,
+    dtype and size as recorded (`pipeline features` checks every byte against the sha256)."""
     check_split(split)
-    fix = f"run make features (or python -m pipeline features) for {cfg.name}"
-    done = features_dir(cfg) / DONE_FILE
-    try:
-        recorded = json.loads(done.read_text()).get("manifest_sha256")
-    except (OSError, ValueError):
-        raise PipelineError(f"features for {cfg.name} are missing or unfinished ({done} not readable); "
-                            f"{fix}") from None
-    if recorded != sha256_file(manifest_path(cfg.data_dir)):
+    fix = f"run make features (or pipeline features) for {cfg.name}"
+    done = read_json(features_dir(cfg) / DONE_FILE)
+    if done is None:
+        raise PipelineError(f"features for {cfg.name} are missing or unfinished "
+                            f"({features_dir(cfg) / DONE_FILE} not readable); {fix}")
+    if done.get("manifest_sha256") != sha256_file(manifest_path(cfg.data_dir)):
         raise PipelineError(f"features for {cfg.name} were built from an older dataset; {fix}")
+    record = (done.get("splits") or {}).get(split) or {}
     path = split_path(cfg, split)
     try:
         features = np.load(path, mmap_mode="r")
     except FileNotFoundError:
         raise PipelineError(f"features file {path} is missing; {fix}") from None
     except (OSError, ValueError) as exc:
-        raise PipelineError(f"features file {path} is corrupt ({exc}); delete it and {fix}") from None
+        raise PipelineError(f"features file {path} is corrupt ({exc}); {fix}") from None
     rows = split_rows(load_manifest(cfg.data_dir), split)
     if features.shape != (len(rows), *C.SPEC_SHAPE):
         raise PipelineError(f"features file {path} has shape {features.shape}, expected "
                             f"({len(rows)}, {C.SPEC_SHAPE[0]}, {C.SPEC_SHAPE[1]}) for the manifest; {fix}")
+    if path.stat().st_size != record.get("bytes") or features.dtype != np.dtype(record.get("dtype", "V")):
+        raise PipelineError(f"features file {path} is not the file done.json records (damaged, or from "
+                            f"another build); {fix}")
     return features, rows
 
 
 def dataset_hash(cfg: Config) -> str:
     """The manifest's sha256 recorded when the features were built: names the training data."""
-    try:
-        return json.loads((features_dir(cfg) / DONE_FILE).read_text())["manifest_sha256"]
-    except (OSError, ValueError, KeyError):
-        raise PipelineError(f"features for {cfg.name} are missing or unfinished; "
-                            f"run make features (or python -m pipeline features)") from None
+    done = read_json(features_dir(cfg) / DONE_FILE) or {}
+    if "manifest_sha256" not in done:
+        raise PipelineError(f"features for {cfg.name} are missing or unfinished; run make features")
+    return done["manifest_sha256"]
