@@ -39,3 +39,88 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=600)
+
+
+# --- a real trained model, shared ---------------------------------------------------------
+TINY_MODEL = ("model.width=0.0625", "model.dense_units=[32]", "model.reference_width=0.0625",
+              "train.batch_size=16", "train.schedule=\"constant\"", "train.learning_rate=0.003")
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tiny_dataset, tmp_path_factory) -> Config:
+    """The shared tiny dataset with its features and a small trained model: the bins model
+    (6 epochs, enough for confident estimates) and the comparison reference regressor (1 epoch),
+    for the tests that need a real model. Read-only: copy what a test changes."""
+    import contextlib
+    import io
+    import shutil
+
+    from pipeline.features import build_features
+    from pipeline.training import train
+
+    cfg = tiny_config(tmp_path_factory.mktemp("trained"), *TINY_MODEL, "train.epochs=6",
+                      "train.reference_epochs=1", "train.compare_reference=true")
+    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir)
+    with contextlib.redirect_stdout(io.StringIO()):
+        build_features(cfg)
+        train(cfg)
+    return cfg
+
+
+# --- skips are never silent ---------------------------------------------------------------
+# Modules whose absence fails the tests that need them instead of skipping them. `make test`
+# installs the cluster extra, so a missing Dask there is a broken install, not an option.
+# PIPELINE_TEST_REQUIRE adds more, comma-separated (.ci/run adds torchcrepe once it installed it).
+REQUIRED_MODULES = ("dask", "distributed")
+
+
+def required_modules() -> set[str]:
+    extra = os.environ.get("PIPELINE_TEST_REQUIRE", "")
+    return {*REQUIRED_MODULES, *(name.strip() for name in extra.split(",") if name.strip())}
+
+
+def skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = str(longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _fail_a_required_skip(report) -> None:
+    """A skip for want of a required module becomes a failure that names the module."""
+    import re
+
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = skip_reason(report)
+    wanted = sorted(m for m in required_modules() if re.search(rf"(?<![\w.]){re.escape(m)}(?![\w])", reason))
+    if wanted:
+        fix = ("make test installs it (pip install -e .[test,cluster])" if set(wanted) & set(REQUIRED_MODULES)
+               else "install it (see .ci/run) or drop it from PIPELINE_TEST_REQUIRE")
+        report.outcome = "failed"
+        report.longrepr = f"skipped for want of {', '.join(wanted)}, which this test run requires ({reason}); {fix}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _fail_a_required_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    _fail_a_required_skip(report)   # a module-level importorskip skips the whole file
+    return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Every skip, loudly, after the run: a skipped test is a promise nobody checked."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    terminalreporter.write_sep("!", f"{len(skipped)} SKIPPED: these checks did not run", red=True, bold=True)
+    for report in skipped:
+        terminalreporter.write_line(f"SKIPPED {report.nodeid}: {skip_reason(report)}", red=True, bold=True)
+    terminalreporter.write_line("Install what they need (.ci/run does), or list the module in PIPELINE_TEST_REQUIRE "
+                                "to make such a skip fail.", red=True)

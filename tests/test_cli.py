@@ -1,16 +1,22 @@
 """The command line as a user meets it: one clear line per mistake, no traceback, a non-zero exit."""
 
+import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pipeline.config import to_toml
-from tests.conftest import REPO, run_cli, tiny_config
+from pipeline.clips import load_manifest, read_clip, split_rows
+from pipeline.config import load_config, to_toml
+from tests.conftest import REPO, TEST_SOUNDFONT, run_cli, tiny_config
 
 
 def write_config(tmp_path, *overrides):
@@ -69,11 +75,79 @@ def test_missing_sox(tmp_path):
 
 
 def test_sox_is_needed_only_by_builds_that_run_it(tmp_path):
-    """The default resampler is libsoxr in-process: no sox on PATH, still a dataset."""
+    """The default resampler is libsoxr in-process: no sox on PATH, still the very dataset a
+    build with sox at hand gives, every clip of the manifest on disk."""
+    from pipeline.dataset import build_dataset
+
     config = write_config(tmp_path, "data.note_high=59")
     proc = run_cli("data", "--config", str(config), env={"PATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
-    assert list((tmp_path / "data").rglob("*.wav"))
+    data_dir = tmp_path / "data" / "default"
+    built = load_manifest(data_dir)
+    assert len(built) and set(built["midi"]) == {57, 58, 59}
+    assert sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*.wav")) == sorted(built["path"])
+    with_sox = tiny_config(tmp_path / "with_sox", "data.note_high=59")
+    build_dataset(with_sox)
+    assert (with_sox.data_dir / "manifest.csv").read_bytes() == (data_dir / "manifest.csv").read_bytes()
+    for path in built["path"]:
+        assert (with_sox.data_dir / path).read_bytes() == (data_dir / path).read_bytes(), path
+
+
+def test_check_reports_what_a_build_needs(tmp_path):
+    """`pipeline check`: the resampler, the soundfont by checksum, the instruments; and a clear
+    line when a tool the build needs is missing."""
+    config = write_config(tmp_path)
+    proc = run_cli("check", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    sha256 = hashlib.sha256(Path(TEST_SOUNDFONT).read_bytes()).hexdigest()
+    assert sha256[:16] in proc.stdout and "TimGM6mb" in proc.stdout
+    assert "instruments: 5 OK" in proc.stdout and "soxr" in proc.stdout
+    assert not list(tmp_path.glob("data/*")), "check wrote outputs"
+    no_sox = run_cli("check", "--config", str(config), "--set", 'data.resampler="sox"', env={"PATH": str(tmp_path)})
+    assert_one_line_error(no_sox, "sox program is missing", "apt-get install sox")
+
+
+def test_params_writes_the_stage_slice_and_ignores_where_work_runs(tmp_path):
+    """`pipeline params data`: the data stage's sections and the soundfont's checksum, without
+    data.workers and data.scheduler; rewritten only when the slice changes."""
+    config = write_config(tmp_path)
+    out = tmp_path / "data.json"
+    assert run_cli("params", "data", "--config", str(config), "--out", str(out)).returncode == 0
+    text, mtime = out.read_text(), out.stat().st_mtime_ns
+    params = json.loads(text)
+    assert {"data", "augment", "gate", "split"} <= set(params) and "model" not in params
+    assert "workers" not in params["data"] and "scheduler" not in params["data"]
+    assert hashlib.sha256(Path(TEST_SOUNDFONT).read_bytes()).hexdigest() in text
+    same = run_cli("params", "data", "--config", str(config), "--out", str(out), "--set", "data.workers=1",
+                   "--set", 'data.scheduler="tcp://10.0.0.1:8786"')
+    assert same.returncode == 0 and out.stat().st_mtime_ns == mtime and out.read_text() == text
+    other = run_cli("params", "data", "--config", str(config), "--out", str(out), "--set", "data.seed=1")
+    assert other.returncode == 0 and json.loads(out.read_text())["data"]["seed"] == 1
+
+
+def test_features_from_the_command_line(tmp_path, tiny_dataset):
+    """`pipeline features` writes the split files that load_split accepts, scipy's values bit for
+    bit, and a second run leaves them alone."""
+    import scipy.signal
+
+    from pipeline.features import LOG_EPSILON, load_split, split_path
+
+    config = write_config(tmp_path)
+    cfg = load_config(config)
+    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir, ignore=shutil.ignore_patterns("features"))
+    first = run_cli("features", "--config", str(config), "--workers", "2")
+    assert first.returncode == 0, first.stderr
+    features, rows = load_split(cfg, "train")
+    assert len(rows) == len(split_rows(load_manifest(cfg.data_dir), "train")) > 0
+    for i in (0, len(rows) - 1):
+        _, _, magnitude = scipy.signal.spectrogram(read_clip(cfg.data_dir / rows["path"].iloc[i]), fs=16000,
+                                                   window="hann", nperseg=256, noverlap=200, nfft=1024,
+                                                   mode="magnitude")
+        np.testing.assert_array_equal(features[i], np.log(magnitude + LOG_EPSILON).astype(np.float16))
+    mtime = split_path(cfg, "train").stat().st_mtime_ns
+    second = run_cli("features", "--config", str(config))
+    assert second.returncode == 0 and "up to date" in second.stdout
+    assert split_path(cfg, "train").stat().st_mtime_ns == mtime
 
 
 def test_unwritable_output_folder(tmp_path):

@@ -64,8 +64,14 @@ def test_evaluate_folder_writes_tables(tmp_path):
     by_pitch = pd.read_csv(tmp_path / "out" / "by_pitch.csv")
     assert sorted(by_pitch["midi"]) == [57, 61, 69] and by_pitch["count"].sum() == 4
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["estimators"]["model"]["octave_error_rate"] == pytest.approx(1 / 4)   # Db4 an octave up
-    assert (tmp_path / "out" / "report.md").is_file()
+    model = metrics["estimators"]["model"]
+    assert model["octave_error_rate"] == pytest.approx(1 / 4)   # Db4 an octave up
+    assert model["count"] == 4 and model["missing"] == 0 and model["rpa50"] == pytest.approx(3 / 4)
+    page = (tmp_path / "out" / "report.md").read_text()
+    assert page.startswith(f"# Evaluation of {audio}")
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in page.splitlines()
+            if line.startswith("| ") and line.count("|") == 3}
+    assert rows["clips"] == "4" and rows["RPA 50 cents"] == "75.0%" and rows["octave errors"] == "25.0%"
 
 
 def test_evaluate_folder_reports_each_bad_file(tmp_path):

@@ -9,6 +9,7 @@ from pipeline import constants as C
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
 from pipeline.model import BinEncoding, Predictor, RegressionEncoding, build_network, encoding_to_dict, sidecar_path
+from pipeline.pitch import midi_to_hz
 
 
 def test_importing_the_model_module_does_not_import_tensorflow():
@@ -75,8 +76,17 @@ def _save(tmp_path, meta_changes=None):
 def test_predictor_loads_and_predicts_hz_and_confidence(tmp_path):
     predictor = Predictor.load(_save(tmp_path))
     assert predictor.scaling == "log" and predictor.variant == "bins"
-    hz, confidence = predictor.predict(np.zeros((3, 513, 90), np.float16))
-    assert hz.shape == (3,) and np.all(np.isfinite(hz)) and np.all((confidence >= 0) & (confidence <= 1))
+    x = np.random.default_rng(0).normal(size=(3, 513, 90)).astype(np.float16)
+    hz, confidence = predictor.predict(x)
+    assert hz.shape == confidence.shape == (3,)
+    # the decoded softmax of the saved network: Hz within the bins, the mass near the peak
+    probs = np.asarray(predictor.network.predict_on_batch(x.astype(np.float32)), np.float64)
+    want_hz, want_confidence = predictor.encoding.decode(probs)
+    np.testing.assert_allclose(hz, want_hz, rtol=1e-6)
+    np.testing.assert_allclose(confidence, want_confidence, rtol=1e-6)
+    low, high = midi_to_hz(predictor.encoding.centers[[0, -1]])
+    assert np.all((hz >= low) & (hz <= high))
+    assert np.all((confidence > 0) & (confidence < 0.5))   # an untrained softmax is spread out
     with pytest.raises(PipelineError, match="513"):
         predictor.predict(np.zeros((1, 100, 90), np.float32))
 

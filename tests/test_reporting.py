@@ -56,14 +56,25 @@ def strict_json(path):
     return json.loads(path.read_text(), parse_constant=reject)
 
 
-def test_write_report_writes_every_file(tmp_path):
+def test_write_report_writes_every_file_with_its_content(tmp_path):
+    import matplotlib.image
+
     predictions, estimators = fake_predictions()
     table = write_report(predictions, estimators, tmp_path, {"title": "Test report", "intro": ["fake split"]})
-    for name in ("predictions.csv", "by_pitch.csv", "by_pitch.png", "by_instrument.csv", "by_segment.csv",
-                 "by_velocity.csv", "by_detuned.csv", "metrics.json", "report.md"):
-        assert (tmp_path / name).is_file(), name
-    assert (tmp_path / "by_pitch.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(table["estimator"]) == ["model", "pyin"]
+    # each grouping: one row per estimator that ran and value, counts adding up to every clip
+    for stem, key, values in (("by_pitch", "midi", list(PITCHES)), ("by_instrument", "instrument", ["flute", "violin"]),
+                              ("by_segment", "segment", ["attack", "sustain"]), ("by_velocity", "velocity", [100]),
+                              ("by_detuned", "detuned", ["detuned", "in tune"])):
+        grouped = pd.read_csv(tmp_path / f"{stem}.csv")
+        assert list(grouped["estimator"].unique()) == ["model", "pyin"], stem
+        for _, rows in grouped.groupby("estimator"):
+            assert sorted(rows[key]) == values and rows["count"].sum() == len(predictions), stem
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predictions.csv"), predictions, rtol=1e-5, check_dtype=False)
+    assert set(strict_json(tmp_path / "metrics.json")["estimators"]) == {"model", "pyin"}
+    assert (tmp_path / "report.md").read_text().startswith("# Test report\n\nfake split")
+    image = matplotlib.image.imread(tmp_path / "by_pitch.png")   # a PNG that decodes, with lines on it
+    assert image.shape[0] > 600 and image.shape[1] > 800 and np.mean(image[..., :3].min(axis=2) < 0.9) > 0.01
     assert not list(tmp_path.glob(".*.tmp*")), "temporary files left behind"
 
 
