@@ -1,55 +1,70 @@
-"""The predict path for the prediction benchmark: `pipeline.prediction.predict_from_file` with a
-Predictor of the default config's architecture (untrained weights: the speed is the same)."""
+"""The model `pipeline predict` runs, for the prediction benchmark.
+
+The package's shipped model (pipeline/models/default.onnx) when it is there; until then a
+stream network of the shipped recipe's [model] (configs/shipped.toml, or configs/default.toml's
+with variant "stream") with untrained weights, exported to ONNX the way `make train` exports
+a stream model. Untrained weights cost exactly what trained ones do: the graph is the same.
+"""
 
 from __future__ import annotations
 
-import time
+import contextlib
+import io
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from bench import REPO
 
-
-def predictor(quick: bool):
-    """A pipeline.model.Predictor around a fresh network of configs/default.toml's model."""
-    from dataclasses import replace
-
-    from pipeline.config import load_config
-    from pipeline.model import Predictor, build_network, encoding_to_dict, make_encoding
-
-    cfg = load_config(REPO / "configs" / "default.toml")
-    model_cfg = replace(cfg.model, width=0.05, dense_units=(16,)) if quick else cfg.model
-    hz = np.array([110.0, 440.0, 1760.0])
-    encoding = make_encoding(replace(cfg, model=model_cfg), model_cfg.variant, hz)
-    network = build_network(model_cfg, model_cfg.variant, encoding.n_outputs)
-    meta = {"encoding": encoding_to_dict(encoding), "scaling": cfg.features.scaling, "variant": model_cfg.variant}
-    return Predictor(network, meta), model_cfg
+RECIPES = (REPO / "configs" / "shipped.toml", REPO / "configs" / "default.toml")  # the first that exists
+SEED = 0                       # the untrained weights are drawn, so the file is the same every run
 
 
-def measure(audio: np.ndarray, folder: str, quick: bool, reps: int) -> dict:
-    import soundfile as sf
+@dataclass(frozen=True)
+class Model:
+    """The model the benchmark predicts with."""
+    path: Path                 # the .onnx file (its .json sidecar beside it)
+    shipped: bool              # True: the package's default model, so `pipeline predict` needs no --model
+    description: dict          # what it is, for results.json
 
+    @property
+    def cli_args(self) -> list[str]:
+        return [] if self.shipped else ["--model", str(self.path)]
+
+
+def benchmark_model(folder: Path) -> Model:
+    """The shipped default model, or an untrained stream model written into `folder`."""
+    from pipeline.inference import default_model_path
+
+    shipped = default_model_path()
+    if shipped.is_file():
+        return Model(shipped, True, {"source": "shipped", "file": str(shipped), "bytes": shipped.stat().st_size})
+    return build_untrained(folder)
+
+
+def build_untrained(folder: Path) -> Model:
+    """A stream network of the recipe's [model], random weights (seeded), as model.onnx + model.json."""
     from pipeline import constants as C
-    from pipeline.prediction import PREDICT_HOP_SECONDS, SUMMARY_HOP_SECONDS, predict_from_file
+    from pipeline.artifacts import write_json
+    from pipeline.backend import import_keras
+    from pipeline.config import load_config
+    from pipeline.export import export_stream, write_onnx
+    from pipeline.model import build_network, encoding_to_dict, make_encoding, sidecar_path
 
-    model, model_cfg = predictor(quick)
-    warm = Path(folder) / "warm.wav"
-    sf.write(str(warm), audio[: C.SAMPLE_RATE // 2], C.SAMPLE_RATE, subtype="PCM_16")
-    predict_from_file(warm, model)  # traces the network's predict function
-    wav = Path(folder) / "notes.wav"
-    best, frames = float("inf"), 0
-    for _ in range(reps):
-        start = time.perf_counter()
-        t, _, _ = predict_from_file(wav, model)
-        best = min(best, time.perf_counter() - start)
-        frames = len(t)
-    seconds = len(audio) / C.SAMPLE_RATE
-    start = time.perf_counter()  # `pipeline predict --summary`: a few windows per second
-    predict_from_file(wav, model, hop=SUMMARY_HOP_SECONDS)
-    extra = {"summary_hop_seconds": round(SUMMARY_HOP_SECONDS, 4),
-             "summary_x_realtime": round(seconds / (time.perf_counter() - start), 2)}
-    return {**extra, "predict_seconds": round(best, 4), "predict_x_realtime": round(seconds / best, 3),
-            "predict_frames": frames, "predict_hop_seconds": PREDICT_HOP_SECONDS,
-            "predict_model": {"variant": model_cfg.variant, "width": model_cfg.width,
-                              "weights": "untrained (same cost as trained)"}}
+    recipe = next(path for path in RECIPES if path.is_file())
+    cfg = load_config(recipe)
+    cfg = replace(cfg, model=replace(cfg.model, variant="stream"))
+    encoding = make_encoding(cfg, "stream", None)
+    keras = import_keras()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        keras.utils.set_random_seed(SEED)
+        network = build_network(cfg.model, "stream", encoding.n_outputs)
+        graph = export_stream(network, cfg.model)
+    path = write_onnx(graph, Path(folder) / "model.onnx")
+    meta = {"format": C.MODEL_FORMAT, "format_version": C.MODEL_FORMAT_VERSION, "variant": "stream",
+            "scaling": cfg.features.scaling, "feature_dtype": cfg.features.dtype,
+            "encoding": encoding_to_dict(encoding), "input_stats": {"mean": 0.0, "std": 1.0},
+            "params": int(network.count_params()), "weights": f"untrained (seed {SEED}), for the benchmark"}
+    write_json(sidecar_path(path), meta)
+    return Model(path, False, {"source": f"untrained stream network of {recipe.relative_to(REPO)}'s [model]",
+                               "params": meta["params"], "bins": encoding.n_outputs, "bytes": path.stat().st_size,
+                               "weights": "random (the same cost as trained)", "model_config": asdict(cfg.model)})

@@ -81,17 +81,7 @@ def summary(results: dict) -> list[dict]:
                              "" if gpu else (m.get("gpu_note") or "")))
     p = results.get("prediction")
     if p:
-        ours = p.get("predict_x_realtime")
-        hop = p.get("predict_hop_seconds")
-        hop_text = f" (hop {1000 * hop:g} ms)" if hop else ""
-        rows.append(_row(f"prediction: x real time on 1 core, predict path vs pYIN{hop_text}",
-                         f"{ours:.2f}x" if ours else "TODO", f"{p['pyin_x_realtime']:.2f}x",
-                         p.get("speedup_vs_pyin"), "", None,
-                         p.get("todo") or f"{p['audio_seconds']} s of notes; 1 thread, taskset -c 0"))
-        if p.get("summary_x_realtime"):
-            summary_hop = 1000 * p["summary_hop_seconds"]
-            rows.append(_row(f"prediction: x real time on 1 core, `predict --summary` (hop {summary_hop:g} ms)",
-                             f"{p['summary_x_realtime']:.1f}x", "", None, "", None, "a few windows per second"))
+        rows += prediction_rows(p)
     m = results.get("memory")
     if m:
         runs = m["runs"]
@@ -105,6 +95,58 @@ def summary(results: dict) -> list[dict]:
                              growth, f"flat (<= {GROWTH_LIMIT}x)", None if growth is None else growth <= GROWTH_LIMIT,
                              note))
     return rows
+
+
+def _times(x) -> str:
+    return f"{x:.3g}x" if x else "n/a"
+
+
+def prediction_rows(p: dict) -> list[dict]:
+    """The predict path's x real time (target), against each tracker, at --summary's hop; the start-up."""
+    if "trackers" not in p:   # kept from a results.json older than these rows
+        return [_row("prediction: results in an older layout", "", "", None, "", None,
+                     "rerun: python -m bench.run --only prediction")]
+    trackers, ours = p["trackers"], p["trackers"]["ours"]
+    runs = len(ours["runs_seconds"])
+    loads = f"load average {p['load_average'][0]}-{p['load_average'][-1]} on {p.get('cores_visible') or '?'} core"
+    files = (f"{p['audio_seconds']:g} s in {len(p['files'])} files (one {max(f['sample_rate'] for f in p['files'])} Hz "
+             "stereo), reading and resampling included")
+    rows = [_row(f"prediction: x real time on 1 core, predict path (hop {1000 * ours['hop_seconds']:g} ms), "
+                 "model loaded and warm", _times(ours["x_realtime"]), "", None, f">= {p['target_x_realtime']:g}x",
+                 ours["x_realtime"] >= p["target_x_realtime"],
+                 f"{files}; ONNX Runtime, 1 thread, {p['pinned']}; best of {runs} interleaved runs; {loads}")]
+    for name, t in trackers.items():
+        if name.startswith("ours"):
+            continue
+        aim = name == "swift_f0"    # the issue's aim: ahead of SwiftF0 in the same run
+        if t.get("skipped"):
+            rows.append(_row(f"prediction: predict path vs {t['title']}", _times(ours["x_realtime"]), "skipped",
+                             None, "", None, t["skipped"]))
+            continue
+        rows.append(_row(f"prediction: x real time on 1 core, predict path vs {t['title']} "
+                         f"(its hop {1000 * t['hop_seconds']:g} ms)", _times(ours["x_realtime"]),
+                         _times(t["x_realtime"]), p["ours_vs"][name], "> 1x (aim)" if aim else "",
+                         p["ours_vs"][name] > 1 if aim else None,
+                         f"same files, same process; best of {len(t['runs_seconds'])} run(s); "
+                         + ", ".join(f"{k} {v}" for k, v in t["settings"].items())))
+    summary = trackers["ours_summary"]
+    rows.append(_row(f"prediction: x real time on 1 core, `predict --summary` (hop {1000 * summary['hop_seconds']:g} "
+                     "ms)", _times(summary["x_realtime"]), "", None, "", None,
+                     "the stream model computes every spectrogram column whatever the hop"))
+    rows.append(_startup_row(p))
+    return rows
+
+
+def _startup_row(p: dict) -> dict:
+    s, imports = p["startup"], p["startup"]["imports"]
+    top = ", ".join(f"{k} {v:.2f}" for k, v in imports["top_seconds"].items())
+    note = (f"{p['pinned']}; imports {imports['total_seconds']:.2f} s of a {s['importtime_run_seconds']:.2f} s run "
+            f"under -X importtime, self time per package: {top} s; load_predictor in-process "
+            f"{s['load_predictor_seconds']:.3f} s ({s['load_predictor_again_seconds']:.3f} s once onnxruntime is "
+            "imported)")
+    return _row(f"prediction: start-up of `pipeline predict --summary` on a {s['file_seconds']:g} s file "
+                f"(fresh process, median of {len(s['runs_seconds'])})", f"{s['median_seconds']:.2f} s", "", None,
+                f"< {p['startup_target_seconds']:g} s", s["median_seconds"] < p["startup_target_seconds"], note)
 
 
 def _cell(value) -> str:
@@ -131,7 +173,8 @@ def markdown(results: dict) -> str:
     for row in results.get("summary", []):
         lines.append("| " + " | ".join(_cell(row[k]) for k in ("benchmark", "ours", "baseline", "ratio", "target",
                                                                  "met", "note")) + " |")
-    loads = {name: (results.get(name) or {}).get("load_average") for name in ("render", "features", "training")}
+    loads = {name: (results.get(name) or {}).get("load_average")
+             for name in ("render", "features", "training", "prediction")}
     shown = ", ".join(f"{k} {v[0]}–{max(v)}" for k, v in loads.items() if v)
     if shown:
         lines += ["", f"Load average during the runs (other work on the machine): {shown}. Ratios come from "

@@ -1,6 +1,8 @@
 """Command line for the pitch pipeline: parses arguments, calls the library, prints what it returns.
 
-Errors the user can fix arrive as PipelineError and are printed as one line, no traceback.
+Errors the user can fix arrive as PipelineError, or as an OSError of a kind the user can fix
+(a full disk, a file it may not read), and are printed as one line, no traceback; Ctrl-C,
+SIGTERM and SIGHUP stop a stage tidily (exit 128 + the signal's number) with one line too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.errors import Interrupted, PipelineError, os_error_message
 
 DISTRIBUTION = "pitch-pipeline"
 DESCRIPTION = ("Render single-note pitch datasets with FluidSynth, compute spectrograms, train an f0 model, "
@@ -87,7 +89,7 @@ def _cmd_predict(args) -> int:
     from pipeline import prediction
 
     hop = prediction.check_options(args.hop, args.summary, args.batch_size)
-    predictor = prediction.load_predictor(Path(args.model) if args.model else prediction.default_model_path())
+    predictor = prediction.load_predictor(Path(args.model) if args.model else None)
     results = []
     for result in prediction.iter_files(args.audio, predictor, args.output, hop, args.summary, args.batch_size):
         results.append(result)
@@ -168,14 +170,15 @@ def _add_predict_parser(sub) -> None:
     text = "f0 of audio files: one time,frequency,confidence CSV each"
     p = sub.add_parser("predict", help=text, description=text)
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="WAV, FLAC, MP3 or OGG files, any rate and channels")
-    p.add_argument("--model", default=None, metavar="MODEL.keras",
-                   help="a trained model (default: models/default/model.keras)")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="a trained model, e.g. models/default/model.keras (default: the model shipped in the package)")
     p.add_argument("--output", default=None, metavar="DIR", help="folder for the CSVs (default: beside each file)")
     p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                    help="seconds between windows (default 0.010; 0.165 with --summary)")
     p.add_argument("--summary", action="store_true",
                    help="one line per file: f0, nearest note, cents off (and OUTPUT/summary.csv with --output)")
-    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="windows per model call (default 256)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N",
+                   help="windows per model call for reference and bins models (default 256)")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -184,8 +187,8 @@ def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help=text, description=text)
     p.add_argument("audio_dir", metavar="AUDIO_DIR",
                    help="folder of notes, labeled by name (A4.wav, Cs4.wav, Db4.wav) or by --labels")
-    p.add_argument("--model", default=None, metavar="MODEL.keras",
-                   help="a trained model (default: models/default/model.keras)")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="a trained model, e.g. models/default/model.keras (default: the model shipped in the package)")
     p.add_argument("--labels", default=None, metavar="CSV",
                    help="CSV with path,frequency or path,note columns (a dataset's manifest.csv works)")
     p.add_argument("--output", default=None, metavar="DIR",
@@ -202,22 +205,98 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage_parsers(sub)
     _add_predict_parser(sub)
     _add_evaluate_parser(sub)
+    _add_experiments_parser(sub)
+    _add_export_parser(sub)
     return parser
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # `kill` gets the same tidy stop as Ctrl-C
+def _add_export_parser(sub) -> None:
+    text = "write a trained stream model's ONNX file (what predict runs), or install it as the default model"
+    p = sub.add_parser("export", help=text, description=text)
+    _add_config_args(p)
+    p.add_argument("--default", action="store_true",
+                   help="also copy it into the package as the model predict and evaluate load by default")
+    p.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16, half the size)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    from pipeline import export
+    from pipeline.inference import default_model_path
+
+    cfg = config_from_args(args)
+    written = export.export_model(cfg.model_dir / "model.keras", half=not args.float32)
+    print(f"exported {written} ({written.stat().st_size / 2**20:.1f} MiB)")
+    if args.default:
+        for path in export.install_default(written, default_model_path().parent):
+            print(f"installed {path}")
+    return 0
+
+
+def _add_experiments_parser(sub) -> None:
+    text = "reproduce the original write-ups' experiments (reports/experiments/)"
+    p = sub.add_parser("experiments", help=text, description=text)
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="TOML file with an [experiments] table (default: built-in settings; configs/experiments.toml)")
+    p.add_argument("--only", default="", metavar="NAME,...",
+                   help="run only these: reference_reproduction, raw_audio_classifier, learned_spectrogram, "
+                        "effect_emulation")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set scale=original or --set reference.epochs=5 (repeatable)")
+    p.add_argument("--out", default="reports/experiments", metavar="DIR", help="where the reports go")
+    p.add_argument("--data", default="data", metavar="DIR", help="where the experiments' datasets go")
+    p.set_defaults(func=_cmd_experiments)
+
+
+def _cmd_experiments(args) -> int:
+    from pipeline.experiments.runner import run_experiments
+    from pipeline.experiments.settings import load_settings
+
+    settings = load_settings(args.config, args.overrides)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or None
+    run_experiments(settings, names, Path(args.out), Path(args.data))
+    return 0
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop(signum, frame):
+    """Ctrl-C, `kill` or a closed terminal: one tidy stop. Signals that follow are ignored, so
+    that a second Ctrl-C cannot break the stop itself (it takes about a second at most)."""
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    """The program (`pipeline`, `python -m pipeline`): returns the exit code. Called with `argv`
+    from Python, it puts the signal handlers back as they were when it returns; without (the
+    program itself, reading sys.argv), it leaves stop signals ignored: the process is exiting,
+    and a Ctrl-C then could only print a traceback from the interpreter's clean-up."""
+    # a signal ignored from the start stays ignored (nohup, a background job of a script)
+    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
+    try:
+        return _run(build_parser().parse_args(argv))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if argv is not None else signal.SIG_IGN)
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or a signal as Interrupted
         print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", signal.SIGINT)
+    except OSError as exc:  # a full disk or a file it may not read, wherever it happened
+        message = os_error_message(exc)
+        if message is None:
+            raise  # anything else is a bug: keep its traceback
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 

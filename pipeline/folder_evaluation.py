@@ -186,9 +186,9 @@ class FolderEvaluation:
 def evaluate_folder(audio_dir: str | Path, model_path: str | Path | None = None, labels_csv: str | Path | None = None,
                     output_dir: str | Path | None = None, estimate: Estimate | None = None) -> FolderEvaluation:
     """Label every note in `audio_dir` (from `labels_csv`, else from the file names), estimate its
-    pitch with the model at `model_path` (default: models/default/model.keras) or with `estimate`,
+    pitch with the model at `model_path` (default: the shipped model) or with `estimate`,
     and write the report's tables to `output_dir` (default: AUDIO_DIR/evaluation)."""
-    from pipeline.prediction import default_model_path
+    from pipeline.inference import default_model_path
 
     audio_dir = Path(audio_dir)
     labels = labels_from_csv(labels_csv, audio_dir) if labels_csv else labels_from_names(audio_dir)

@@ -20,16 +20,15 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import constants as C
+from pipeline.backend import import_keras
 from pipeline.config import Config, ModelConfig
-from pipeline.errors import PipelineError, silenced_stderr
+from pipeline.errors import PipelineError
 from pipeline.pitch import hz_to_midi, midi_to_hz
 
 REFERENCE_FILTERS = (64, 128, 128, 256)  # the original experiment's four Conv2D layers
@@ -105,7 +104,8 @@ class BinEncoding:
         return self.low_midi + np.arange(self.n_bins) / self.bins_per_semitone
 
     def encode(self, hz) -> np.ndarray:
-        position = (hz_to_midi(hz) - self.low_midi) * self.bins_per_semitone
+        # a label beyond the bins (a dataset wider than the model) is pinned to the nearest edge
+        position = np.clip((hz_to_midi(hz) - self.low_midi) * self.bins_per_semitone, 0, self.n_bins - 1)
         distance = np.arange(self.n_bins)[None, :] - position[:, None]
         blurred = np.exp(-0.5 * (distance / max(self.sigma_bins, 1e-3)) ** 2)
         return (blurred / blurred.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -136,7 +136,7 @@ class BinEncoding:
 
 
 def make_encoding(cfg: Config, variant: str, train_hz) -> RegressionEncoding | BinEncoding:
-    if variant == "bins":
+    if variant in ("bins", "stream"):
         return BinEncoding.for_config(cfg)
     return RegressionEncoding.fit(cfg.model.target, train_hz)
 
@@ -152,21 +152,6 @@ def encoding_to_dict(encoding) -> dict:
 
 
 # --- the network -------------------------------------------------------------------------
-def import_keras():
-    """Keras (and TensorFlow behind it), imported on first use: importing this module stays fast.
-
-    While its libraries load, TensorFlow writes a oneDNN notice and absl's "All log messages
-    before absl::InitializeLog() is called..." straight to file descriptor 2, before any log
-    level applies; they would bury our one-line output. Only the import is silenced: an import
-    that fails still raises, and TensorFlow's warnings and errors afterwards still show
-    (TF_CPP_MIN_LOG_LEVEL=2 keeps only its info lines off)."""
-    if "keras" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with silenced_stderr():
-            import keras  # noqa: F401  (imported for sys.modules)
-    return sys.modules["keras"]
-
-
 def conv_filters(width: float) -> tuple[int, ...]:
     return tuple(max(1, round(f * width)) for f in REFERENCE_FILTERS)
 
@@ -195,7 +180,9 @@ def custom_layers() -> dict:
                                             high - low))
             return ops.log(ops.mean(bands, axis=2) + 1e-3)
 
-    return {"ModulationSpectrum": ModulationSpectrum}
+    from pipeline.stream_network import custom_layers as stream_layers
+
+    return {"ModulationSpectrum": ModulationSpectrum, **stream_layers()}
 
 
 def modulation_range() -> tuple[int, int]:
@@ -214,6 +201,10 @@ def build_network(model_cfg: ModelConfig, variant: str, n_outputs: int, input_me
     10 ms, and this cuts the convolutions' cost by that factor), pads so the short time
     axis survives four poolings, and adds the modulation-spectrum branch.
     """
+    if variant == "stream":
+        from pipeline.stream_network import build_stream
+
+        return build_stream(model_cfg, n_outputs, input_mean, input_std)
     keras = import_keras()
     from keras import layers
 
@@ -252,7 +243,7 @@ def sidecar_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def _read_metadata(model_path: Path) -> dict:
+def read_metadata(model_path: Path) -> dict:
     json_path = sidecar_path(model_path)
     fix = "retrain it with make train (or python -m pipeline train)"
     try:
@@ -291,7 +282,7 @@ class Predictor:
         if not path.is_file():
             raise PipelineError(f"model {path} not found; train one with make train "
                                 f"(or python -m pipeline train) or pass --model PATH")
-        meta = _read_metadata(path)
+        meta = read_metadata(path)
         keras = import_keras()
         try:
             network = keras.saving.load_model(path, compile=False, custom_objects=custom_layers())

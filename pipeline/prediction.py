@@ -35,9 +35,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +44,13 @@ import numpy as np
 from pipeline import constants as C
 from pipeline.artifacts import write_text
 from pipeline.audio import read_audio, to_model_rate
-from pipeline.confidence import ENERGY_FLOOR_DBFS, energy_score, frame_levels, periodicity_score
-from pipeline.config import Config
-from pipeline.errors import PipelineError, silenced_stderr
+from pipeline.errors import PipelineError
+from pipeline.frames import Prediction, Track, analyse
+from pipeline.inference import load_predictor
 from pipeline.pitch import hz_to_midi, midi_to_hz, note_name
 
 PREDICT_HOP_SECONDS = 0.010     # CREPE's default: 100 frames per second of audio
 SUMMARY_HOP_SECONDS = C.CLIP_SECONDS / 2  # --summary: every sample lies in two windows (6 per second)
-HALF_CLIP = C.CLIP_SAMPLES // 2  # 2,640: frames are centred, so the audio is padded by this on both sides
 F0_CSV_SUFFIX = ".f0.csv"       # song.wav -> song.f0.csv, CREPE's name
 SUMMARY_FRAME_SHARE = 0.5       # --summary: frames with at least this share of the best frame's confidence
 SUMMARY_MIN_CONFIDENCE = 0.1    # --summary: a file whose best frame is below this has no pitch
@@ -74,139 +72,12 @@ def hop_samples(hop: float) -> int:
     return int(samples)
 
 
-# --- windows ----------------------------------------------------------------------------------
-def normalise_peaks(clips: np.ndarray) -> np.ndarray:
-    """Scale each window (in place) to a -1 dBFS peak, as the training clips were; silence stays silent."""
-    peaks = np.abs(clips).max(axis=1, keepdims=True)
-    scale = np.where(peaks > 0, C.PEAK_NORMALIZE_LINEAR / np.maximum(peaks, np.finfo(np.float32).tiny), 1.0)
-    clips *= scale.astype(clips.dtype)
-    return clips
-
-
-# --- frames of one recording ---------------------------------------------------------------
-@dataclass
-class _Track:
-    """One recording cut into centred frames, and what has been found for each frame so far."""
-    padded: np.ndarray           # mono 16 kHz audio with HALF_CLIP zeros at both ends
-    hop: int                     # samples
-    levels_db: np.ndarray        # frame RMS, dBFS
-    energy: np.ndarray           # energy factor, 0..1
-    todo: np.ndarray             # indices of the frames the model must see (energy > 0)
-    frequency: np.ndarray = field(init=False)
-    model_confidence: np.ndarray = field(init=False)
-    periodicity: np.ndarray = field(init=False)
-    analysed: int = 0
-
-    def __post_init__(self):
-        n = len(self.levels_db)
-        self.frequency = np.zeros(n)
-        self.model_confidence = np.zeros(n)
-        self.periodicity = np.zeros(n)
-
-    @classmethod
-    def from_audio(cls, audio16k: np.ndarray, hop: int) -> _Track:
-        n_frames = 1 + len(audio16k) // hop
-        padded = np.pad(audio16k, (HALF_CLIP, HALF_CLIP))
-        starts = np.arange(n_frames) * hop
-        levels = frame_levels(padded, starts)
-        energy = energy_score(levels)
-        return cls(padded, hop, levels, energy, np.flatnonzero(energy > 0))
-
-    @property
-    def finished(self) -> bool:
-        return self.analysed == len(self.todo)
-
-    @property
-    def time(self) -> np.ndarray:
-        return np.arange(len(self.levels_db)) * self.hop / C.SAMPLE_RATE
-
-    @property
-    def confidence(self) -> np.ndarray:
-        return self.model_confidence * self.energy * self.periodicity
-
-    def windows(self, frames: np.ndarray) -> np.ndarray:
-        """A float32 copy of the frames' 5,280-sample windows."""
-        view = np.lib.stride_tricks.sliding_window_view(self.padded, C.CLIP_SAMPLES)[::self.hop]
-        return np.array(view[frames], dtype=np.float32)
-
-    def prediction(self) -> Prediction:
-        return Prediction(self.time, self.frequency, self.confidence, float(self.levels_db.max()))
-
-
-@dataclass
-class Prediction:
-    """A recording's frames: centre times (s), f0 (Hz, 0 where not analysed), confidence 0..1."""
-    time: np.ndarray
-    frequency: np.ndarray
-    confidence: np.ndarray
-    loudest_dbfs: float          # the loudest frame's RMS
-
-    @property
-    def silent(self) -> bool:
-        """No frame loud enough to analyse (every frame at or below -90 dBFS RMS)."""
-        return self.loudest_dbfs <= ENERGY_FLOOR_DBFS
-
-    def silence_note(self) -> str:
-        level = ("digital silence" if self.loudest_dbfs <= C.SILENCE_DB
-                 else f"loudest frame {self.loudest_dbfs:.0f} dBFS RMS")
-        return f"silent ({level}, at or below {ENERGY_FLOOR_DBFS:.0f} dBFS): every frame has confidence 0"
-
-
-def _run_batch(pieces: list[tuple[_Track, np.ndarray]], predictor) -> None:
-    """Analyse the listed frames of one or more tracks in one model call; fill in their results."""
-    from pipeline.features import spectrogram
-
-    clips = normalise_peaks(np.concatenate([track.windows(frames) for track, frames in pieces]))
-    hz, model_confidence = predictor.predict(spectrogram(clips, predictor.scaling))
-    periodicity = periodicity_score(clips)
-    at = 0
-    for track, frames in pieces:
-        part = slice(at, at + len(frames))
-        track.frequency[frames] = hz[part]
-        track.model_confidence[frames] = np.clip(model_confidence[part], 0.0, 1.0)
-        track.periodicity[frames] = periodicity[part]
-        track.analysed += len(frames)
-        at += len(frames)
-
-
-def _analyse(items: Iterable[tuple[object, _Track | PipelineError]], predictor,
-             batch_size: int) -> Iterator[tuple[object, _Track | PipelineError]]:
-    """Run the model over the frames of many tracks, `batch_size` windows a call across track
-    boundaries; yield each (key, track or error) in input order once its frames are done."""
-    if batch_size < 1:
-        raise PipelineError(f"batch size must be at least 1, got {batch_size}")
-    waiting: deque = deque()
-    pieces: list[tuple[_Track, np.ndarray]] = []
-    filled = 0
-
-    def ready():
-        while waiting and (isinstance(waiting[0][1], PipelineError) or waiting[0][1].finished):
-            yield waiting.popleft()
-
-    for key, track in items:
-        waiting.append((key, track))
-        if isinstance(track, _Track):
-            start = 0
-            while start < len(track.todo):
-                take = min(batch_size - filled, len(track.todo) - start)
-                pieces.append((track, track.todo[start:start + take]))
-                filled += take
-                start += take
-                if filled == batch_size:
-                    _run_batch(pieces, predictor)
-                    pieces, filled = [], 0
-        yield from ready()
-    if pieces:
-        _run_batch(pieces, predictor)
-    yield from ready()
-
-
 # --- layer 1: arrays ----------------------------------------------------------------------
 def predict_frames(audio: np.ndarray, sr: int, predictor, hop: float = PREDICT_HOP_SECONDS,
                    batch_size: int = C.PREDICT_BATCH) -> Prediction:
     """Like `predict`, returning a Prediction (which also knows whether the audio was silent)."""
-    track = _Track.from_audio(to_model_rate(audio, sr), hop_samples(hop))
-    for _, done in _analyse([(None, track)], predictor, batch_size):
+    track = Track.from_audio(to_model_rate(audio, sr), hop_samples(hop))
+    for _, done in analyse([(None, track)], predictor, batch_size):
         return done.prediction()
     raise AssertionError("unreachable")
 
@@ -313,13 +184,13 @@ class FileResult:
         return self.error is None
 
 
-def _tracks(paths: Sequence[Path], hop: int) -> Iterator[tuple[Path, _Track | PipelineError]]:
+def _tracks(paths: Sequence[Path], hop: int) -> Iterator[tuple[Path, Track | PipelineError]]:
     """Read and frame the files one at a time (only the files in the current batch are in memory)."""
     for path in paths:
         try:
             audio, sr = read_audio(path)
             try:
-                track = _Track.from_audio(to_model_rate(audio, sr), hop)
+                track = Track.from_audio(to_model_rate(audio, sr), hop)
             except MemoryError:
                 raise PipelineError(f"{path}: too long to hold in memory; cut it into shorter files") from None
             except PipelineError as exc:
@@ -343,7 +214,7 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
         hop = SUMMARY_HOP_SECONDS if summary else PREDICT_HOP_SECONDS
     hop_n = hop_samples(hop)
     owners: dict[Path, Path] = {}
-    for key, item in _analyse(_tracks(paths, hop_n), predictor, batch_size):
+    for key, item in analyse(_tracks(paths, hop_n), predictor, batch_size):
         result = FileResult(key)
         if isinstance(item, PipelineError):
             result.error = str(item)
@@ -374,15 +245,6 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
         yield result
 
 
-def load_predictor(model_path: str | Path):
-    """pipeline.model.Predictor.load; TensorFlow is imported here, only when a model is needed."""
-    from pipeline.model import Predictor
-
-    # Keras prints its own warnings about the saved file: the user needs the f0, not those
-    with silenced_stderr():  # a failed load still raises its PipelineError, printed afterwards
-        return Predictor.load(model_path)
-
-
 def predict_files(paths: Iterable[str | Path], model_path: str | Path, output_dir: str | Path | None = None,
                   hop: float | None = None, summary: bool = False,
                   batch_size: int = C.PREDICT_BATCH) -> list[FileResult]:
@@ -404,11 +266,6 @@ def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: fl
 
 
 # --- for the command line (pipeline.cli prints) ----------------------------------------------------
-def default_model_path() -> Path:
-    """models/default/model.keras: what `make` trains with the default config."""
-    return Config().model_dir / C.MODEL_FILE
-
-
 def check_options(hop: float | None, summary: bool, batch_size: int) -> float:
     """The hop in seconds that `iter_files` will use (None: its default); PipelineError for a
     hop or a batch size it cannot use, before the model is loaded."""

@@ -284,9 +284,9 @@ def print_summary(table: pd.DataFrame) -> None:
 
 # --- the stage ------------------------------------------------------------------------------
 def _model_estimates(cfg, features, path: Path, name: str, title: str) -> tuple[Estimator, np.ndarray, np.ndarray]:
-    from pipeline.model import Predictor
+    from pipeline.inference import load_predictor
 
-    predictor = Predictor.load(path)
+    predictor = load_predictor(path)
     if predictor.scaling != cfg.features.scaling:
         raise PipelineError(f"model {path} expects {predictor.scaling!r} spectrograms but features.scaling is "
                             f"{cfg.features.scaling!r}; run make train to retrain on these features")

@@ -26,7 +26,16 @@ import numpy as np
 import pandas as pd
 
 from pipeline import constants as C
-from pipeline.artifacts import atomic_path, ensure_dir, fingerprint, tool_versions, write_json, write_text
+from pipeline.artifacts import (
+    atomic_path,
+    ensure_dir,
+    fingerprint,
+    remove_stale_temporaries,
+    tool_versions,
+    write_json,
+    write_text,
+)
+from pipeline.batches import BatchMaker, Changes, epoch_batches, make_dataset
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.features import dataset_hash, load_split
@@ -73,34 +82,6 @@ def input_stats(features: np.ndarray, chunk: int = 512) -> tuple[float, float]:
     count = features[0].size * len(features)
     mean = total / count
     return float(mean), float(math.sqrt(max(total_sq / count - mean ** 2, 1e-12)))
-
-
-def epoch_batches(n: int, batch: int, seed: int, first_epoch: int, epochs: int) -> np.ndarray:
-    """(epochs x steps, batch) clip indices; epoch e's order depends only on (seed, e)."""
-    batch = min(batch, n)
-    steps = n // batch
-    orders = [np.random.default_rng([seed, e]).permutation(n)[:steps * batch].reshape(steps, batch)
-              for e in range(first_epoch, epochs)]
-    return np.concatenate(orders) if orders else np.zeros((0, batch), dtype=np.int64)
-
-
-def make_dataset(features: np.ndarray, hz: np.ndarray, encoding, batches: np.ndarray):
-    """tf.data over index batches: each step gathers its rows from the memory map."""
-    import tensorflow as tf
-
-    def gather(index):
-        index = np.sort(index)  # ascending rows read the memory map sequentially
-        return np.asarray(features[index], dtype=np.float32), encoding.encode(hz[index])
-
-    def load(index):
-        x, y = tf.numpy_function(gather, [index], (tf.float32, tf.float32), stateful=False)
-        x.set_shape((None, *C.SPEC_SHAPE))
-        y.set_shape((None, encoding.n_outputs))
-        return x, y
-
-    return (tf.data.Dataset.from_tensor_slices(batches)
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
 
 
 # --- devices -------------------------------------------------------------------------------
@@ -323,7 +304,8 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
     first = run.state["epochs_done"]
     if first < plan["epochs"] and not run.state["stopped"]:
         batches = epoch_batches(len(data.train_x), plan["batch"], cfg.train.seed, first, plan["epochs"])
-        dataset = make_dataset(data.train_x, data.train_hz, encoding, batches)
+        maker = BatchMaker(data.train_x, data.train_hz, encoding, batch_changes(cfg, variant))
+        dataset = make_dataset(maker, batches, first_step=first * plan["steps"])
         callback = _epoch_callback(cfg, run, data, encoding, plan, out_dir / HISTORY_FILE, variant)
         if _multi_worker(strategy):
             _fit_multi_worker(network, strategy, dataset, plan, first, callback)
@@ -333,6 +315,13 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
     meta = _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus)
     _write_final(cfg, plan, encoding, data, run, out_dir, meta)
     return meta
+
+
+def batch_changes(cfg: Config, variant: str) -> Changes:
+    """The stream model's level changes and noise examples; the other models see the clips as stored."""
+    if variant != "stream":
+        return Changes(scaling=cfg.features.scaling, seed=cfg.train.seed)
+    return Changes(cfg.train.level_db, cfg.train.noise_share, cfg.features.scaling, cfg.train.seed)
 
 
 def _multi_worker(strategy) -> bool:
@@ -412,6 +401,10 @@ def _write_final(cfg, plan, encoding, data, run, out_dir: Path, meta: dict) -> N
         final.load_weights(run.best)
     write_history(out_dir / HISTORY_FILE, run.state["history"])
     write_json(sidecar_path(out_dir / C.MODEL_FILE), meta)
+    if plan["variant"] == "stream":  # before model.keras, the make target: a finished target has its export
+        from pipeline.export import export_stream, write_onnx
+
+        write_onnx(export_stream(final, cfg.model), (out_dir / C.MODEL_FILE).with_suffix(".onnx"))
     with atomic_path(out_dir / C.MODEL_FILE) as tmp:
         keras.saving.save_model(final, tmp)
     shutil.rmtree(run.folder, ignore_errors=True)
@@ -421,6 +414,8 @@ def _write_final(cfg, plan, encoding, data, run, out_dir: Path, meta: dict) -> N
 def train(cfg: Config) -> dict:
     """Train the configured model (and the reference model to compare with); returns metadata."""
     data = TrainingData.load(cfg)
+    if cfg.model_dir.is_dir():  # temporary files of a run that was killed (ours only, by their pattern)
+        remove_stale_temporaries(cfg.model_dir, recursive=True)
     devices = _devices(cfg)
     print(f"training on {len(data.train_x)} clips, validating on {len(data.val_x)}; "
           f"{f'GPU x{devices[2]}' if devices[2] else 'CPU'}, mixed precision {'on' if devices[1] else 'off'}")

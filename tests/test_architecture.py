@@ -17,7 +17,7 @@ PACKAGE = REPO / "pipeline"
 MAX_LINES = 450
 # modules another change is still writing, over the limit for now: listed here so the suite says so
 # (as an expected failure) until they are split
-OVER_LIMIT_FOR_NOW = {"pipeline/augmentation.py": "new in the augmentation change; split it by job before merging"}
+OVER_LIMIT_FOR_NOW: dict[str, str] = {}
 
 # Bottom to top, in the order data flows: a module may import only from layers below its own.
 # A new module goes into the layer of the job it does (and the test says so until it does).
@@ -26,11 +26,14 @@ LAYERS = [
     ("leaves: pitch arithmetic, GM instruments, writing files, the config",
      {"pitch", "instruments", "artifacts", "config"}),
     ("signals and files: synthesis, post-processing, clips on disk, workers, audio in",
-     {"rendering", "postprocessing", "tones", "augmentation", "clips", "workers", "audio", "confidence"}),
+     {"rendering", "postprocessing", "tones", "rooms", "audit", "clips", "workers", "audio", "confidence"}),
+    ("effects on a note: rooms, microphones, noise, codecs", {"augmentation"}),
     ("the dataset's plan and splits", {"plan", "splits"}),
     ("stage: data", {"dataset"}),
     ("stage: features", {"features"}),
     ("the network", {"model"}),
+    ("a trained network's forms: training batches, the ONNX export, inference over frames",
+     {"batches", "export", "inference", "frames"}),
     ("stage: train", {"training"}),
     ("estimates and their metrics", {"prediction", "baselines", "evaluation"}),
     ("stage: report", {"reporting"}),

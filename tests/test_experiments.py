@@ -218,7 +218,9 @@ def test_original_scale_swaps_in_the_original_sizes():
     assert original.clips.name != ExperimentsSettings().clips.name  # a larger dataset lives elsewhere
 
 
-def test_an_unknown_experiment_is_one_line():
-    from pipeline.experiments.__main__ import main
+def test_an_unknown_experiment_is_one_line(capsys):
+    from pipeline.cli import main
 
-    assert main(["--only", "nonsense", "--out", "/nonexistent", "--data", "/nonexistent"]) == 2
+    assert main(["experiments", "--only", "nonsense", "--out", "/nonexistent", "--data", "/nonexistent"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nonsense" in lines[0]

@@ -22,6 +22,7 @@ from pipeline.audio import to_model_rate
 from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.features import build_features
+from pipeline.frames import HALF_CLIP
 from pipeline.instruments import resolve_instrument
 from pipeline.pitch import midi_to_hz
 from pipeline.postprocessing import to_dataset_rate
@@ -118,7 +119,7 @@ def test_frames_are_centred_every_hop(predictor):
     # from 1 - 0.165 s to 2 + 0.165 s; a few ms of tone at a window's edge may not count as periodic.
     # (Windows starting or ending at `time` would hear it from 0.67 s to 2 s or from 1 s to 2.33 s.)
     heard = time[confidence > 0]
-    half = P.HALF_CLIP / C.SAMPLE_RATE
+    half = HALF_CLIP / C.SAMPLE_RATE
     assert 1 - half < heard.min() < 1 - half + 0.05 and 2 + half - 0.05 < heard.max() < 2 + half
     assert np.all(frequency[time < 1 - half] == 0)                     # silence is not analysed
     time, _, _ = P.predict(audio[:1000], C.SAMPLE_RATE, predictor, hop=0.0123)

@@ -8,7 +8,7 @@
 The entry point is `pipeline.experiments.runner.run_experiments(settings, names, out_root,
 data_root)`, with settings from `pipeline.experiments.settings.load_settings(path, overrides)`;
 it writes out_root/NAME/ (metrics.json, PNG figures, section.md) and out_root/report.md.
-`python -m pipeline.experiments [--config configs/experiments.toml] [--only NAME,...]` does the
+`pipeline experiments [--config configs/experiments.toml] [--only NAME,...]` does the
 same from the command line. Importing the package imports nothing else (TensorFlow loads only
 when an experiment runs).
 """

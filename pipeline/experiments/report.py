@@ -89,7 +89,7 @@ def assemble_report(out_root: Path) -> Path:
 
     out_root = Path(out_root)
     parts = ["# Experiments: the original write-ups reproduced\n",
-             "Each section below was written by `python -m pipeline.experiments` "
+             "Each section below was written by `pipeline experiments` "
              "(`make experiments`); its numbers are in `NAME/metrics.json` beside it.\n"]
     for name in EXPERIMENTS:
         section = out_root / name / SECTION_FILE
