@@ -22,13 +22,14 @@ from pipeline import constants as C
 from pipeline.artifacts import atomic_path, tool_versions, write_json, write_text
 from pipeline.errors import PipelineError
 from pipeline.evaluation import GROUP_COLUMNS, METRICS, by_group, summary
-from pipeline.pitch import cents, midi_to_hz, note_name
+from pipeline.pitch import cents, hz_to_midi, midi_to_hz, note_name
 
 # file stem -> the predictions column each table groups by
-GROUPINGS = {"by_pitch": "midi", "by_instrument": "instrument", "by_segment": "segment",
-             "by_velocity": "velocity", "by_detuned": "detuned"}
-LABEL_COLUMNS = ["path", "instrument", "instrument_name", "family", "program", "midi", "note", "frequency",
-                 "detune_cents", "bend", "velocity", "segment", "augment", "snr_db"]
+GROUPINGS = {"by_pitch": "midi", "by_source": "source", "by_octave": "octave", "by_instrument": "instrument",
+             "by_segment": "segment", "by_augmentation": "augmentation", "by_velocity": "velocity",
+             "by_detuned": "detuned"}
+LABEL_COLUMNS = ["path", "source", "instrument", "instrument_name", "family", "program", "midi", "note", "frequency",
+                 "detune_cents", "bend", "velocity", "segment", "augment", "snr_db", "label_rule"]
 SUBSET_COLUMN = "baseline_clip"   # True on the test clips the baselines ran on
 PLOT_DPI = 120
 PLOT_LOG_FLOOR = 0.01           # a zero error drawn at this height on the plot's log axes
@@ -58,11 +59,25 @@ def _rows(predictions: pd.DataFrame, est: Estimator) -> pd.DataFrame:
 
 
 def with_derived_columns(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Add the `detuned` grouping (from detune_cents) when the labels carry it."""
+    """Add the groupings derived from the labels: `octave` (of the label's nearest note, C to B),
+    `detuned` (from detune_cents) and `augmentation` (each clip's effects by kind, e.g. room+noise)."""
     frame = predictions.copy()
+    octaves = np.round(hz_to_midi(frame["frequency"].to_numpy())).astype(int) // 12 - 1
+    frame["octave"] = [f"C{o}-B{o}" for o in octaves]
     if "detune_cents" in frame.columns:
         frame["detuned"] = np.where(frame["detune_cents"].abs() > 0, "detuned", "in tune")
+    if "augment" in frame.columns:
+        frame["augmentation"] = [augmentation_kinds(text) for text in frame["augment"].fillna("none")]
     return frame
+
+
+def augmentation_kinds(label: str) -> str:
+    """'room(rt60=0.62);pink(snr=7.5);mp3(64k)' -> 'noise+room+codec' style: the effects' kinds, sorted."""
+    kinds = {"white": "noise", "pink": "noise", "brown": "noise", "hum": "noise", "mp3": "codec", "ogg": "codec",
+             "fluid_reverb": "room"}
+    found = sorted({kinds.get(part.split("(")[0], part.split("(")[0]) for part in str(label).split(";")
+                    if part and part != "none"})
+    return "+".join(found) or "none"
 
 
 def summaries(predictions: pd.DataFrame, estimators: list[Estimator]) -> pd.DataFrame:
