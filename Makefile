@@ -22,11 +22,11 @@ CORE_SRC := $(addprefix pipeline/,config.py constants.py errors.py artifacts.py 
 DATA_SRC := $(CORE_SRC) $(addprefix pipeline/,instruments.py rendering.py tones.py postprocessing.py rooms.py \
               augmentation.py audit.py plan.py splits.py dataset.py)
 FEATURES_SRC := $(CORE_SRC) pipeline/features.py
-TRAIN_SRC := $(CORE_SRC) pipeline/model.py pipeline/training.py
-REPORT_SRC := $(CORE_SRC) $(addprefix pipeline/,evaluation.py reporting.py baselines.py)
+TRAIN_SRC := $(CORE_SRC) $(addprefix pipeline/,backend.py model.py stream_network.py batches.py export.py training.py)
+REPORT_SRC := $(CORE_SRC) $(addprefix pipeline/,inference.py evaluation.py reporting.py baselines.py)
 
 .DEFAULT_GOAL := all
-.PHONY: all help setup data features train report test bench experiments clean clean-all FORCE
+.PHONY: all help setup data features train report test bench experiments shipped-model clean clean-all FORCE
 
 all: report ## set up, then run the whole pipeline on CONFIG (default configs/default.toml)
 
@@ -84,6 +84,10 @@ report: $(REPORT)/report.md ## errors by pitch, instrument, segment; baselines (
 test: $(STAMPS)/venv ## set up, then lint (ruff) and run the test suite
 	$(PY) -m ruff check pipeline tests bench
 	$(PY) -m pytest -q tests
+
+shipped-model: $(STAMPS)/venv ## retrain the model shipped in the package (configs/shipped.toml; 1-2 h on 2 cores)
+	$(MAKE) train CONFIG=configs/shipped.toml
+	$(PIPELINE) export --config configs/shipped.toml --default
 
 experiments: $(STAMPS)/venv ## reproduce the original write-ups' experiments -> reports/experiments/
 	$(PIPELINE) experiments --config configs/experiments.toml

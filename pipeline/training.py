@@ -123,7 +123,7 @@ def compile_network(network, cfg: Config, variant: str) -> None:
     """Adam at train.learning_rate; cross-entropy for the bins head, MSE (and MAE) for the regressor."""
     import keras
 
-    if variant == "bins":
+    if variant in ("bins", "stream"):   # a softmax over pitch bins
         loss, metrics = keras.losses.CategoricalCrossentropy(), []
     else:
         loss, metrics = keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]

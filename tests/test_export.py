@@ -99,8 +99,11 @@ def test_a_trained_stream_model_predicts_through_onnx_without_tensorflow(tmp_pat
                       "model.head_units=32", "train.epochs=1", "train.compare_reference=false",
                       f'name="{tiny_dataset.name}"')
     build_features(cfg)
-    train(cfg)
+    meta = train(cfg)["stream"]
     model = cfg.model_dir / "model.keras"
+    # a softmax over bins learns by cross-entropy (an MSE on the probabilities would sit near 0 and learn nothing)
+    assert meta["training"]["epochs_run"] == 1
+    assert float((cfg.model_dir / "history.csv").read_text().splitlines()[1].split(",")[1]) > 1.0
     assert model.with_suffix(".onnx").is_file()
     assert json.loads(model.with_suffix(".json").read_text())["variant"] == "stream"
     code = ("import sys, numpy as np; from pipeline.inference import load_predictor; "
