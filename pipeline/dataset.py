@@ -288,30 +288,36 @@ def _local_pool(cfg: Config, todo: list[ShardTask]):
 
 
 def _render(cfg: Config, todo: list[ShardTask]) -> None:
-    """Render the shards of `todo`, writing each one's record as it finishes, also those finished
-    when a stop (Ctrl-C, SIGTERM) or a failed shard ends the build. The progress bar starts after
-    every check and is cleared, not left, when an error ends it: the error stays one line."""
     with _local_pool(cfg, todo) as pending:
         import pandas  # noqa: F401  (a third of a second, while the workers start)
-        from tqdm import tqdm
 
-        with tqdm(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo,
-                  mininterval=1.0) as progress:
-            def finished(task: ShardTask, rows: list[dict]) -> None:
-                _write_record(cfg, task.key, rows)
-                progress.update(len(task.notes))
+        collect_shards(cfg, todo, pending)
 
-            try:
-                if pending is not None:
-                    workers.collect(pending, finished)
-                elif cfg.data.scheduler:
-                    _run_shards_on_cluster(cfg, todo, finished)
-                else:
-                    for task in todo:
-                        finished(task, render_shard(task))
-            except BaseException:
-                progress.leave = False
-                raise
+
+def collect_shards(cfg: Config, todo: list[ShardTask], pending: dict | None) -> None:
+    """Write each shard's record as it finishes, also those finished when a stop (Ctrl-C, SIGTERM)
+    or a failed shard ends the build (workers.collect). `pending`: {future: task} of the local
+    worker pool, or None to render `todo` here (or on data.scheduler). The progress bar starts
+    after every check and is cleared, not left, when an error ends it: the error stays one line."""
+    from tqdm import tqdm
+
+    with tqdm(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo,
+              mininterval=1.0) as progress:
+        def finished(task: ShardTask, rows: list[dict]) -> None:
+            _write_record(cfg, task.key, rows)
+            progress.update(len(task.notes))
+
+        try:
+            if pending is not None:
+                workers.collect(pending, finished)
+            elif cfg.data.scheduler:
+                _run_shards_on_cluster(cfg, todo, finished)
+            else:
+                for task in todo:
+                    finished(task, render_shard(task))
+        except BaseException:
+            progress.leave = False
+            raise
 
 
 def _run_shards_on_cluster(cfg: Config, todo: list[ShardTask], finished) -> None:
@@ -337,8 +343,6 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
     Deletes nothing but the temporary files of killed runs: clips and records of shards no
     longer planned (another velocity, a direct `pipeline data --set ...`) stay, and serve again
     when those settings come back."""
-    import pandas as pd
-
     started = time.perf_counter()
     if uses_sox(cfg):
         post.require_sox()
@@ -352,6 +356,8 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
     if any(t.soundfont for t in todo):
         require_fluidsynth()  # the workers would find out too, after the progress bar started
     _render(cfg, todo)
+    import pandas as pd  # after the workers started (imported while they start)
+
     for task in todo:
         records[task.key], why = _read_record(record_path(cfg, task.key))
         if records[task.key] is None:  # only a file system that loses what it was given

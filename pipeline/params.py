@@ -18,9 +18,8 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.artifacts import check_inside, read_json, write_if_changed
+from pipeline.artifacts import read_json, write_if_changed
 from pipeline.config import Config
-from pipeline.errors import PipelineError
 
 STAGE_SECTIONS = {
     "features": ("features",),
@@ -56,7 +55,7 @@ def write_stage_params(cfg: Config, stage: str, out: Path) -> bool:
 
 def outdated(cfg: Config) -> str | None:
     """Why the finished data build on disk must run again, found cheaply for make (no plan, no
-    clip read: about 0.1 s for 30,000 clips): it was built for other settings (the fingerprint
+    clip read: a stat per file, about 0.2 s for 30,000 clips): it was built for other settings (the fingerprint
     of the data slice in dataset.json), or one of its files (dataset.json, the manifest, a shard
     record, a clip of the manifest) is missing, of the wrong size, or changed after the build
     ended (newer than build.json). None when it is this config's dataset as built, or when no
@@ -77,11 +76,12 @@ def outdated(cfg: Config) -> str | None:
     if clips is None:
         return f"{MANIFEST_FILE} is missing or unreadable"
     files = [DATASET_FILE, MANIFEST_FILE, *(f"{SHARDS_DIR}/{key}.csv" for key in info.get("shards", []))]
+    base = f"{folder}{os.sep}"
     for relpath, size in [*((f, None) for f in files), *((c, CLIP_BYTES) for c in clips)]:
-        try:
-            stat = check_inside(folder, relpath).stat()
-        except PipelineError:
+        if relpath.startswith("/") or ".." in relpath.split("/"):  # check_inside's rule, 7 times cheaper
             return f"{MANIFEST_FILE} lists {relpath}, outside the dataset"
+        try:
+            stat = os.stat(base + relpath)
         except OSError:
             return f"{relpath} is missing"
         if stat.st_mtime_ns > finished or size not in (None, stat.st_size):

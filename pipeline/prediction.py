@@ -9,17 +9,19 @@ Layers, each adding one concern (as in torchcrepe):
 - `summarize(...)` / `summarize_files(paths, model_path)`: one f0, note and cents per single-note file;
   (`pipeline predict` is `iter_files` with its results printed by pipeline.cli).
 
-Frames. The audio is mixed to mono (the mean of its channels) and resampled to 16 kHz with
-soxr (very high quality, as the dataset's `sox rate -v`). Frame k is the 5,280 samples
-[k*hop - 2640, k*hop + 2640) of the audio zero-padded by 2,640 samples at both ends, so it is
-centred at `time = k*hop` (CREPE's centred frames): the first frame is centred at 0 s and the
-last at the last multiple of the hop inside the audio, 1 + floor(samples / hop) frames. The hop
-is rounded to whole samples at 16 kHz (10 ms = 160 samples); `time` is exact for that hop.
-Each window is scaled to a -1 dBFS peak, as every training clip was, before its spectrogram.
+Frames (pipeline.frames). The audio is mixed to mono (the mean of its channels) and resampled
+to 16 kHz with soxr (very high quality, as the dataset's clips). Frame k is a 330 ms window
+centred at `time = k*hop` of the audio zero-padded by 2,640 samples at both ends (CREPE's
+centred frames): the first frame is centred at 0 s and the last at the last multiple of the
+hop inside the audio, 1 + floor(samples / hop) frames. The hop is rounded to whole samples at
+16 kHz (10 ms = 160 samples); `time` is exact for that hop. A stream model reads the whole
+recording's spectrogram once (windows on its pooling grid, within 5.25 ms of each frame's);
+the other models read each window scaled to a -1 dBFS peak.
 
-Confidence, 0..1, is the product of three factors, each 0..1: the model's own (for the
-`bins` model the probability mass of the +-4 bins around the peak; the `reference`
-regressor has none and gives 1), and the frame's energy and periodicity (pipeline.confidence).
+Confidence, 0..1, is the product of the model's own (the probability mass of the +-4 bins
+around the peak; the `reference` regressor has none and gives 1), the frame's energy, and for
+the `bins` and `reference` models its periodicity (pipeline.confidence): the stream model
+learned unpitched noise as such.
 
 So digital silence and very quiet frames get 0, noise nearly 0, a steady note about the
 model's own confidence. Use it as CREPE's: keep the frames above a threshold (0.5 is a
@@ -28,7 +30,8 @@ or not, as CREPE reports it; frames whose energy factor is 0 are not sent to the
 all (that is also what makes silence cheap) and get frequency 0 (mir_eval's "unvoiced") and
 confidence 0. An all-silent file therefore gives a CSV of zeros and a warning.
 
-TensorFlow is imported only when a model is loaded (pipeline.model.Predictor.load).
+The model comes from pipeline.inference.load_predictor: a stream model runs in ONNX Runtime
+and never imports TensorFlow; the others load it in Keras.
 """
 
 from __future__ import annotations

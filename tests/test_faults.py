@@ -342,6 +342,37 @@ def test_a_killed_data_build_resumes_to_the_same_bytes(tiny_dataset, tmp_path, c
     assert temporary_files(cfg.data_dir) == []
 
 
+def test_a_stop_still_records_every_shard_that_had_finished(tmp_path, monkeypatch):
+    """Ctrl-C arrives while the parent records one shard and another has finished meanwhile: that
+    one's record is written too, before the stop goes on (workers.collect); a shard still
+    running gets none. Deterministic: the futures are made here and the stop is raised by the
+    progress bar's first update."""
+    from concurrent.futures import Future
+
+    import tqdm
+
+    from pipeline.dataset import collect_shards
+
+    cfg = tiny_config(tmp_path, "data.workers=2")
+    shards = plan_shards(cfg, list(make_plan(cfg).notes))[:3]
+    futures = [Future() for _ in shards]
+    for future in futures[:2]:
+        future.set_result([{"path": "clips/x.wav", "sha256": ""}])
+    real_update, stops = tqdm.tqdm.update, []
+
+    def update(self, n=1):
+        if not stops:
+            stops.append(n)
+            raise KeyboardInterrupt
+        return real_update(self, n)
+
+    monkeypatch.setattr(tqdm.tqdm, "update", update)
+    (cfg.data_dir / "shards").mkdir(parents=True)
+    with pytest.raises(KeyboardInterrupt):
+        collect_shards(cfg, shards, dict(zip(futures, shards)))
+    assert sorted(p.stem for p in (cfg.data_dir / "shards").glob("*.csv")) == sorted(t.key for t in shards[:2])
+
+
 # --- the data stage: damaged outputs are repaired, and only those ----------------------------
 def record_of(cfg, clip: str) -> str:
     """The shard record (shards/KEY.csv) that lists a clip."""
@@ -395,14 +426,22 @@ def test_the_next_data_build_repairs_exactly_the_damaged_shards(tiny_dataset, tm
 
 def test_a_users_files_survive_every_build(tiny_dataset, tmp_path):
     """Nothing the pipeline did not write is deleted: not by a build, a repair, or a build of other
-    settings; nor the clips of shards those settings no longer plan."""
+    settings; nor the clips of shards those settings no longer plan. What killed builds left
+    (temporary files of their pattern, of a process that is gone) is removed."""
     cfg = copy_dataset(tiny_dataset, tmp_path)
     folder = cfg.data_dir
+    planned = file_states(folder, "clips/**/*.wav")
     users = ["clips/mine.wav", "clips/timgm6mb/violin/take2.wav", "clips/timgm6mb/notes.txt", "clips/.hidden",
              "shards/notes.csv", "shards/0123456789abcdef0123.csv", "shards/.keep", "mine.txt"]
     for rel in users:
         (folder / rel).write_bytes(b"mine")
-    planned = dict(file_states(folder, "clips/**/*.wav"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    leftovers = [folder / f"clips/timgm6mb/violin/.violin_A4_69_440.00_attack_v100.wav.{dead}.tmp.wav",
+                 folder / "clips/timgm6mb/flute/.flute_A4_69_440.00_decay_v100.wav.tmp",  # an earlier version's
+                 folder / f"shards/.0123456789abcdef0123.csv.{dead}.tmp.csv"]
+    for path in leftovers:
+        path.write_bytes(b"half")
     (folder / sorted(planned)[7]).unlink()  # a repair
     build_dataset(cfg)
     narrower = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, instruments=("Violin", "Flute"),
@@ -410,6 +449,24 @@ def test_a_users_files_survive_every_build(tiny_dataset, tmp_path):
     build_dataset(narrower)
     assert all((folder / rel).read_bytes() == b"mine" for rel in users)
     assert set(planned) <= set(file_states(folder, "clips/**/*.wav"))
+    assert not any(path.exists() for path in leftovers)
+
+
+def test_a_clip_write_is_continued_after_a_short_write(tmp_path, monkeypatch):
+    """The data stage's clip writer (clips.write_clip) keeps writing when the disk takes part of
+    the bytes, and refuses a path outside the dataset."""
+    from pipeline.clips import write_clip
+
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(memoryview(data)[:1000])))
+    payload = os.urandom(10_604)
+    assert write_clip(tmp_path, "clips/a/b.wav", payload)
+    monkeypatch.undo()
+    assert (tmp_path / "clips/a/b.wav").read_bytes() == payload and temporary_files(tmp_path) == []
+    assert not write_clip(tmp_path, "clips/a/b.wav", payload)  # the same bytes: left alone
+    with pytest.raises(PipelineError, match="outside"):
+        write_clip(tmp_path / "data", "../escaped.wav", payload)
+    assert not (tmp_path / "escaped.wav").exists()
 
 
 def test_make_data_notices_damage_and_a_build_for_other_settings(tmp_path):
@@ -523,6 +580,25 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tiny_dataset, tmp_
         assert list(folder.iterdir()) == []  # nor a partial file
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_during_data_is_one_line_naming_the_clip(tmp_path):
+    """A worker's clip write fails after the progress bar started: the terminal shows the error
+    alone (the bar is cleared, not left above it), naming the clip; no temporary file is left."""
+    cfg = tiny_config(tmp_path, "data.workers=2")
+    config = tmp_path / "tiny.toml"
+    config.write_text(to_toml(cfg))
+    mount_tmpfs(cfg.data_dir, "300k")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pipeline", "data", "--config", str(config)], cwd=REPO,
+                              capture_output=True, timeout=600)  # bytes: text mode reads a \r as a new line
+        shown = [line.split("\r")[-1] for line in done.stderr.decode().split("\n")]
+        assert done.returncode == 2 and [line for line in shown if line.strip()] == [
+            next(line for line in shown if line.startswith("error: disk full while writing "))]
+        assert f"{cfg.data_dir}/clips/" in done.stderr.decode() and ".wav; free space" in done.stderr.decode()
+        assert temporary_files(cfg.data_dir) == []
+    finally:
+        subprocess.run(["umount", str(cfg.data_dir)], check=True)
 
 
 def test_an_input_this_user_may_not_read_is_one_line_naming_it():
