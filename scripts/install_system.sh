@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the pipeline needs, or say exactly how to.
 # Soundfonts: those of configs/default.toml (FluidR3_GM, MuseScore_General, TimGM6mb: also the tests').
-# configs/large.toml also needs opl3-soundfont (100 MB): apt-get install opl3-soundfont.
+# More packages as arguments: `make shipped-model` passes opl3-soundfont (100 MB), which
+# configs/shipped.toml and configs/large.toml also render with.
 set -euo pipefail
 PACKAGES="fluidsynth libfluidsynth3 sox libsox-fmt-all fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont
-python3-venv libsndfile1"
+python3-venv libsndfile1 $*"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
