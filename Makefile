@@ -20,10 +20,10 @@ REPORT := reports/$(NAME)
 # each stage's code: the modules it runs (docs/CONTRACTS.md has the layers)
 CORE_SRC := $(addprefix pipeline/,config.py constants.py errors.py artifacts.py pitch.py clips.py workers.py)
 DATA_SRC := $(CORE_SRC) $(addprefix pipeline/,instruments.py rendering.py tones.py postprocessing.py rooms.py \
-              augmentation.py audit.py plan.py splits.py dataset.py)
+              augmentation.py fine_pitch.py audit.py plan.py splits.py dataset.py)
 FEATURES_SRC := $(CORE_SRC) pipeline/features.py
 TRAIN_SRC := $(CORE_SRC) $(addprefix pipeline/,backend.py model.py stream_network.py batches.py export.py training.py)
-REPORT_SRC := $(CORE_SRC) $(addprefix pipeline/,inference.py evaluation.py reporting.py baselines.py)
+REPORT_SRC := $(CORE_SRC) $(addprefix pipeline/,fine_pitch.py inference.py evaluation.py reporting.py baselines.py)
 
 .DEFAULT_GOAL := all
 .PHONY: all help setup data features train report test bench experiments shipped-model clean clean-all FORCE

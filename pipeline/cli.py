@@ -91,7 +91,8 @@ def _cmd_predict(args) -> int:
     hop = prediction.check_options(args.hop, args.summary, args.batch_size)
     predictor = prediction.load_predictor(Path(args.model) if args.model else None)
     results = []
-    for result in prediction.iter_files(args.audio, predictor, args.output, hop, args.summary, args.batch_size):
+    for result in prediction.iter_files(args.audio, predictor, args.output, hop, args.summary, args.batch_size,
+                                        refine=not args.no_refine):
         results.append(result)
         if result.error:
             print(f"error: {result.error}", file=sys.stderr, flush=True)
@@ -117,7 +118,7 @@ def _cmd_evaluate(args) -> int:
     from pipeline.folder_evaluation import evaluate_folder
     from pipeline.reporting import print_summary
 
-    result = evaluate_folder(args.audio_dir, args.model, args.labels, args.output)
+    result = evaluate_folder(args.audio_dir, args.model, args.labels, args.output, refine=not args.no_refine)
     for message in result.problems:
         print(f"error: {message}", file=sys.stderr)
     if result.summary is not None:
@@ -179,6 +180,8 @@ def _add_predict_parser(sub) -> None:
                    help="one line per file: f0, nearest note, cents off (and OUTPUT/summary.csv with --output)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N",
                    help="windows per model call for reference and bins models (default 256)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="with --summary: the network's estimates alone, not made fine from each frame's partials")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -193,6 +196,8 @@ def _add_evaluate_parser(sub) -> None:
                    help="CSV with path,frequency or path,note columns (a dataset's manifest.csv works)")
     p.add_argument("--output", default=None, metavar="DIR",
                    help="folder for the tables (default: AUDIO_DIR/evaluation)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="the network's estimates alone, not made fine from each frame's partials")
     p.set_defaults(func=_cmd_evaluate)
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import audit, augmentation, tones, workers
+from pipeline import audit, augmentation, fine_pitch, tones, workers
 from pipeline import constants as C
 from pipeline import postprocessing as post
 from pipeline.artifacts import (
@@ -154,7 +154,7 @@ def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray, timbre: str)
     kept = [row for row in rows if row["drop_reason"] is None]
     if not kept:
         return rows
-    hz, confidence = audit.estimate(np.stack([clips[row["segment"]] for row in kept]))
+    hz, confidence = fine_pitch.estimate(np.stack([clips[row["segment"]] for row in kept]))
     heard = augmentation.apply(clean, note.augment) if note.augment != AugmentSpec() else clean
     for row, estimate, sure in zip(kept, hz, confidence):
         row["audit_hz"] = round(float(estimate), 4) if np.isfinite(estimate) else None  # CSV: empty, not "nan"

@@ -113,7 +113,7 @@ def _normalise_estimates(result, n: int) -> tuple[np.ndarray, list[str | None]]:
     return hz, errors
 
 
-def model_estimator(model_path: str | Path) -> Estimate:
+def model_estimator(model_path: str | Path, refine: bool = True) -> Estimate:
     """The trained model as an estimator: pipeline.prediction.summarize_files(paths, model_path)."""
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -122,7 +122,7 @@ def model_estimator(model_path: str | Path) -> Estimate:
     def estimate(paths: Sequence[str]):
         from pipeline import prediction
 
-        return prediction.summarize_files(list(paths), model_path, with_errors=True)
+        return prediction.summarize_files(list(paths), model_path, with_errors=True, refine=refine)
 
     return estimate
 
@@ -184,16 +184,18 @@ class FolderEvaluation:
 
 
 def evaluate_folder(audio_dir: str | Path, model_path: str | Path | None = None, labels_csv: str | Path | None = None,
-                    output_dir: str | Path | None = None, estimate: Estimate | None = None) -> FolderEvaluation:
+                    output_dir: str | Path | None = None, estimate: Estimate | None = None,
+                    refine: bool = True) -> FolderEvaluation:
     """Label every note in `audio_dir` (from `labels_csv`, else from the file names), estimate its
-    pitch with the model at `model_path` (default: the shipped model) or with `estimate`,
-    and write the report's tables to `output_dir` (default: AUDIO_DIR/evaluation)."""
+    pitch with the model at `model_path` (default: the shipped model; its estimates made fine
+    unless `refine` is False) or with `estimate`, and write the report's tables to
+    `output_dir` (default: AUDIO_DIR/evaluation)."""
     from pipeline.inference import default_model_path
 
     audio_dir = Path(audio_dir)
     labels = labels_from_csv(labels_csv, audio_dir) if labels_csv else labels_from_names(audio_dir)
     model_path = Path(model_path) if model_path else default_model_path()
-    estimate = estimate or model_estimator(model_path)
+    estimate = estimate or model_estimator(model_path, refine)
     frame, problems = estimate_labels(labels, estimate)
     if not len(frame):
         return FolderEvaluation(frame, tuple(problems), len(labels), None, None)

@@ -48,6 +48,7 @@ from pipeline import constants as C
 from pipeline.artifacts import write_text
 from pipeline.audio import read_audio, to_model_rate
 from pipeline.errors import PipelineError
+from pipeline.fine_pitch import refine_near
 from pipeline.frames import Prediction, Track, analyse
 from pipeline.inference import load_predictor
 from pipeline.pitch import hz_to_midi, midi_to_hz, note_name
@@ -155,9 +156,10 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
-def summarize(frequency: np.ndarray, confidence: np.ndarray) -> Summary:
+def summarize(frequency: np.ndarray, confidence: np.ndarray, refine=None) -> Summary:
     """A single note's f0 from its frames: the confidence-weighted median (in cents) of the frames
-    whose confidence is at least half the best frame's. PipelineError if no frame is confident."""
+    whose confidence is at least half the best frame's. PipelineError if no frame is confident.
+    `refine(frames, hz) -> hz` may make those frames' estimates fine first (see iter_files)."""
     frequency, confidence = np.asarray(frequency, np.float64), np.asarray(confidence, np.float64)
     usable = (frequency > 0) & np.isfinite(frequency) & (confidence > 0)
     best = float(confidence[usable].max()) if usable.any() else 0.0
@@ -165,7 +167,8 @@ def summarize(frequency: np.ndarray, confidence: np.ndarray) -> Summary:
         raise PipelineError(f"no pitched frame (best confidence {best:.2f} < {SUMMARY_MIN_CONFIDENCE}): "
                             "silent, noise or not a pitched note?")
     used = usable & (confidence >= SUMMARY_FRAME_SHARE * best)
-    midi_f0 = _weighted_median(hz_to_midi(frequency[used]), confidence[used])
+    hz = frequency[used] if refine is None else refine(np.flatnonzero(used), frequency[used])
+    midi_f0 = _weighted_median(hz_to_midi(hz), confidence[used])
     nearest = int(np.clip(round(midi_f0), C.MIDI_MIN, C.MIDI_MAX))
     return Summary(float(midi_to_hz(midi_f0)), nearest, note_name(nearest),
                    100.0 * (midi_f0 - nearest), float(confidence[used].mean()), int(used.sum()))
@@ -205,12 +208,13 @@ def _tracks(paths: Sequence[Path], hop: int) -> Iterator[tuple[Path, Track | Pip
 
 def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | None = None,
                hop: float | None = None, summary: bool = False,
-               batch_size: int = C.PREDICT_BATCH) -> Iterator[FileResult]:
+               batch_size: int = C.PREDICT_BATCH, refine: bool = True) -> Iterator[FileResult]:
     """Predict many files with one loaded model, yielding a FileResult per file, in order.
 
     Without `summary`, each file's CSV is written (beside it, or in `output_dir`); with
     `summary`, no CSV is written and each result carries a Summary (or an error when the
-    file has no confident frame). `hop` defaults to 10 ms, or 165 ms with `summary`.
+    file has no confident frame), its frames made fine from their own audio unless `refine`
+    is False (pipeline.fine_pitch.refine_near). `hop` defaults to 10 ms, or 165 ms with `summary`.
     """
     paths = [Path(p) for p in paths]
     if hop is None:
@@ -226,7 +230,8 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
         result.prediction = prediction = item.prediction()
         if summary:
             try:
-                result.summary = summarize(prediction.frequency, prediction.confidence)
+                fine = (lambda frames, hz, track=item: refine_near(track.windows(frames), hz)) if refine else None
+                result.summary = summarize(prediction.frequency, prediction.confidence, fine)
             except PipelineError as exc:
                 result.error = f"{key}: {prediction.silence_note() if prediction.silent else exc}"
         else:
@@ -250,18 +255,18 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
 
 def predict_files(paths: Iterable[str | Path], model_path: str | Path, output_dir: str | Path | None = None,
                   hop: float | None = None, summary: bool = False,
-                  batch_size: int = C.PREDICT_BATCH) -> list[FileResult]:
+                  batch_size: int = C.PREDICT_BATCH, refine: bool = True) -> list[FileResult]:
     """Load the model once and predict every file (see iter_files); PipelineError only for the model."""
-    return list(iter_files(paths, load_predictor(model_path), output_dir, hop, summary, batch_size))
+    return list(iter_files(paths, load_predictor(model_path), output_dir, hop, summary, batch_size, refine))
 
 
 def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: float = SUMMARY_HOP_SECONDS,
-                    batch_size: int = C.PREDICT_BATCH, with_errors: bool = False):
+                    batch_size: int = C.PREDICT_BATCH, with_errors: bool = False, refine: bool = True):
     """Each single-note file's f0 in Hz, NaN where it failed (unreadable, silent, no pitch).
 
     With `with_errors`, returns (hz, messages) where messages[i] is None or why file i failed.
     """
-    results = predict_files(paths, model_path, None, hop, summary=True, batch_size=batch_size)
+    results = predict_files(paths, model_path, None, hop, summary=True, batch_size=batch_size, refine=refine)
     hz = np.array([r.summary.frequency if r.summary else np.nan for r in results], dtype=np.float64)
     if with_errors:
         return hz, [r.error for r in results]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -317,6 +317,22 @@ def _model_estimates(cfg, features, path: Path, name: str, title: str) -> tuple[
     return est, hz, confidence
 
 
+REFINE_BLOCK = 2048              # clips read at a time to refine the model's estimates: memory stays flat
+
+
+def refined_estimates(cfg, rows: pd.DataFrame, hz: np.ndarray) -> np.ndarray:
+    """The model's estimate of each test clip made fine from the clip's own partials, as
+    `pipeline predict --summary` and `pipeline evaluate` make theirs (pipeline.fine_pitch)."""
+    from pipeline.clips import read_clips
+    from pipeline.fine_pitch import refine_near
+
+    fine = np.array(hz, dtype=np.float64)
+    for start in range(0, len(rows), REFINE_BLOCK):
+        block = slice(start, start + REFINE_BLOCK)
+        fine[block] = refine_near(read_clips(cfg.data_dir, rows.iloc[block]), fine[block])
+    return fine
+
+
 def baseline_rows(n: int, limit: int) -> np.ndarray:
     """Which test rows the baselines track: all, or `limit` evenly spaced through the manifest order
     (which runs by instrument, then pitch, so every instrument and register is sampled)."""
@@ -367,6 +383,11 @@ def build_report(cfg) -> pd.DataFrame:
         if path.is_file():
             est, estimates[name], confidences[name] = _model_estimates(cfg, features, path, name, title)
             estimators.append(est)
+    if "model" in estimates:  # what predict --summary and evaluate answer, beside the network alone
+        network = replace(estimators[0], name="network", title=f"{estimators[0].title}, network alone")
+        estimators.insert(1, network)
+        estimates["network"], confidences["network"] = estimates["model"], confidences["model"]
+        estimates["model"] = refined_estimates(cfg, rows, estimates["network"])
     found, baseline_hz, mask = _baseline_estimates(cfg, rows)
     estimators += found
     estimates.update(baseline_hz)

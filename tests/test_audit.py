@@ -1,49 +1,13 @@
-"""The label audit: the estimator on tones whose f0 is known, and the rules on made-up presets."""
+"""The label audit's rules on made-up presets (its estimator: tests/test_fine_pitch.py)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline import audit as A
-from pipeline import constants as C
-from pipeline import tones as T
 from pipeline.config import AuditConfig
 
 RULES = AuditConfig()
-
-
-def clip_of(spec: T.ToneSpec) -> np.ndarray:
-    """The held part of a tone at 16 kHz, one clip long."""
-    return T.render_tone(spec, C.SAMPLE_RATE, 1.0, 0.2)[2000:2000 + C.CLIP_SAMPLES]
-
-
-@pytest.mark.parametrize("kind", ["sine", "sawtooth", "square", "missing_fundamental", "stretched"])
-def test_the_estimator_finds_known_pitches_over_the_piano_range(kind):
-    f0s = [27.5 * 2 ** (k / 12 + 0.013) for k in range(0, 88, 7)]  # A0 .. C8, off the equal-tempered grid
-    f0s = [f for f in f0s if kind != "missing_fundamental" or 3 * f < T.MAX_BAND_LIMIT_HZ]
-    clips = np.stack([clip_of(T.draw_tone(np.random.default_rng([3, i]), f, (kind,))) for i, f in enumerate(f0s)])
-    hz, confidence = A.estimate(clips)
-    errors = 1200 * np.log2(hz / np.array(f0s))
-    if kind == "stretched":  # its period follows the (slightly sharp) upper partials, as any tracker's does
-        assert np.all(np.abs(errors) < 8)
-    else:
-        assert np.all(np.abs(errors) < 0.5), np.round(errors, 2)
-    assert np.all(confidence > 0.85)
-
-
-def test_a_short_period_is_not_taken_for_two():
-    """At 3.6 kHz the period is 4.45 samples: YIN's integer lags take two periods, the partials' common
-    divisor puts the estimate back."""
-    t = np.arange(C.CLIP_SAMPLES) / C.SAMPLE_RATE
-    hz, _ = A.estimate(np.sin(2 * np.pi * 3596.0 * t))
-    assert hz[0] == pytest.approx(3596.0, rel=1e-4)
-
-
-def test_silence_and_noise_leave_the_auditor_unsure():
-    noise = np.random.default_rng(0).standard_normal(C.CLIP_SAMPLES)
-    hz, confidence = A.estimate(np.stack([np.zeros(C.CLIP_SAMPLES), noise]))
-    assert np.isnan(hz[0]) and confidence[0] == 0
-    assert confidence[1] < RULES.min_confidence
 
 
 # --- the rules ------------------------------------------------------------------------------------

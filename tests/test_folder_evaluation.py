@@ -109,7 +109,7 @@ def test_the_command_prints_the_summary_and_one_line_per_problem(tmp_path, monke
     _write_notes(audio, [*ANSWERS, "noise.wav"])
     model = tmp_path / "model.keras"
     model.write_bytes(b"stand-in: the estimator below is used instead")
-    monkeypatch.setattr(folder_evaluation, "model_estimator", lambda path: _answers)
+    monkeypatch.setattr(folder_evaluation, "model_estimator", lambda path, refine=True: _answers)
     code = main(["evaluate", str(audio), "--model", str(model), "--output", str(tmp_path / "out")])
     out, err = capsys.readouterr()
     assert code == 1

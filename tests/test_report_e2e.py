@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.clips import load_manifest, split_rows
+from pipeline.clips import load_manifest, read_clips, split_rows
 from pipeline.config import load_config, to_toml
 from pipeline.evaluation import METRICS, summary
+from pipeline.fine_pitch import refine_near
 from tests.conftest import run_cli
 
 BASELINE_CLIPS = 6
@@ -59,8 +60,8 @@ def test_report_metrics_are_the_summary_of_its_own_predictions(report):
     metrics = json.loads((cfg.report_dir / "metrics.json").read_text())
     subset = predictions["baseline_clip"].astype(bool)
     assert subset.sum() == BASELINE_CLIPS < len(predictions)
-    assert set(metrics["estimators"]) == {"model", "model@baseline_clips", "reference", "reference@baseline_clips",
-                                          "pyin", "praat", "swift_f0"}
+    assert set(metrics["estimators"]) == {"model", "model@baseline_clips", "network", "network@baseline_clips",
+                                          "reference", "reference@baseline_clips", "pyin", "praat", "swift_f0"}
     for name, got in metrics["estimators"].items():
         column = name.split("@")[0] + "_hz"
         rows = predictions[subset] if name.endswith("@baseline_clips") or name in metrics["baselines"] else predictions
@@ -80,10 +81,15 @@ def test_report_predictions_are_the_models_own_on_the_test_split(report, trained
     assert list(predictions["path"]) == list(rows["path"])
     # predictions.csv keeps 6 significant digits
     np.testing.assert_allclose(predictions["frequency"], rows["frequency"], rtol=6e-6)
-    for name, folder in (("model", trained_tiny.model_dir), ("reference", trained_tiny.model_dir / "reference")):
+    for name, folder in (("network", trained_tiny.model_dir), ("reference", trained_tiny.model_dir / "reference")):
         hz, confidence = Predictor.load(folder / "model.keras").predict(features)
         np.testing.assert_allclose(predictions[f"{name}_hz"], hz, rtol=6e-6, err_msg=name)
         np.testing.assert_allclose(predictions[f"{name}_confidence"], confidence, rtol=6e-6, atol=1e-6)
+    # the model's answer: the network's, made fine from each clip's partials, never moved by 50 cents or more
+    network = predictions["network_hz"].to_numpy()
+    fine = refine_near(read_clips(trained_tiny.data_dir, rows), network)
+    np.testing.assert_allclose(predictions["model_hz"], fine, rtol=6e-6)
+    assert np.nanmax(np.abs(1200 * np.log2(fine / network))) < 50 and not np.allclose(fine, network, rtol=1e-4)
     metrics = json.loads((cfg.report_dir / "metrics.json").read_text())
     manifest = load_manifest(trained_tiny.data_dir)
     assert metrics["dataset"]["manifest_sha256"] == _sha256(trained_tiny.data_dir / "manifest.csv")
@@ -100,9 +106,9 @@ def test_report_plot_is_a_png_with_a_line_per_estimator(report):
     assert image.ndim == 3 and image.shape[0] > 600 and image.shape[1] > 800
     rgb = image[..., :3].reshape(-1, 3)
     assert np.mean(rgb.min(axis=1) < 0.9) > 0.01      # more than a blank page
-    # matplotlib's default cycle: one saturated colour per estimator's line (5 ran)
+    # matplotlib's default cycle: one saturated colour per estimator's line (6 ran)
     saturated = rgb[(rgb.max(axis=1) - rgb.min(axis=1)) > 0.4]
-    assert len(np.unique(np.round(saturated, 1), axis=0)) >= 5
+    assert len(np.unique(np.round(saturated, 1), axis=0)) >= 6
 
 
 def test_report_page_names_every_estimator_and_the_subset(report):
