@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import constants as C
-from pipeline.artifacts import atomic_path, tool_versions, write_json, write_text
+from pipeline.artifacts import atomic_path, remove_stale_temporaries, tool_versions, write_json, write_text
 from pipeline.errors import PipelineError
 from pipeline.evaluation import GROUP_COLUMNS, METRICS, by_group, summary
 from pipeline.pitch import cents, hz_to_midi, midi_to_hz, note_name
@@ -374,6 +374,7 @@ def build_report(cfg) -> pd.DataFrame:
     from pipeline.features import dataset_hash, load_split
 
     model_path = _require_model(cfg)
+    remove_stale_temporaries(cfg.report_dir)  # what a killed report left
     features, rows = load_split(cfg, "test")
     if not len(rows):
         raise PipelineError(f"the test split of {cfg.name} is empty; check split.* in the config and run make data")

@@ -8,6 +8,8 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +50,25 @@ def report(trained_tiny, tmp_path_factory):
         (root / folder).symlink_to(Path(trained_tiny.root) / folder)
     config = root / "tiny.toml"
     config.write_text(to_toml(dataclasses.replace(trained_tiny, root=str(root))))
+    # what a killed report left: its temporary file (of a process that is gone), and a user's file
+    (root / "reports" / trained_tiny.name).mkdir(parents=True)
+    (root / "reports" / trained_tiny.name / f".report.md.{dead_pid()}.tmp.md").write_text("half")
+    (root / "reports" / trained_tiny.name / "notes.md").write_text("mine")
     done = run_cli("report", "--config", str(config), *[a for s in REPORT_SETTINGS for a in ("--set", s)])
     assert done.returncode == 0, done.stderr[-3000:]
     cfg = load_config(config, REPORT_SETTINGS)
     return cfg, done.stdout
+
+
+def dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def test_report_removes_what_a_killed_report_left_and_nothing_else(report):
+    cfg, _ = report
+    assert sorted(p.name for p in cfg.report_dir.glob(".*")) == []
+    assert (cfg.report_dir / "notes.md").read_text() == "mine"
 
 
 def test_report_metrics_are_the_summary_of_its_own_predictions(report):
