@@ -388,7 +388,10 @@ def build_report(cfg) -> pd.DataFrame:
         network = replace(estimators[0], name="network", title=f"{estimators[0].title}, network alone")
         estimators.insert(1, network)
         estimates["network"], confidences["network"] = estimates["model"], confidences["model"]
+        started = time.perf_counter()
         estimates["model"] = refined_estimates(cfg, rows, estimates["network"])
+        seconds = len(rows) / network.clips_per_second + time.perf_counter() - started
+        estimators[0] = replace(estimators[0], clips_per_second=len(rows) / seconds)
     found, baseline_hz, mask = _baseline_estimates(cfg, rows)
     estimators += found
     estimates.update(baseline_hz)

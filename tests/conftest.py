@@ -124,3 +124,35 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"SKIPPED {report.nodeid}: {skip_reason(report)}", red=True, bold=True)
     terminalreporter.write_line("Install what they need (.ci/run does), or list the module in PIPELINE_TEST_REQUIRE "
                                 "to make such a skip fail.", red=True)
+
+
+# --- processes ------------------------------------------------------------------------------
+def process_running(process) -> bool:
+    """Still running (a zombie counts as ended)."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def assert_processes_gone(processes, within: float) -> None:
+    """Every process has ended within `within` seconds; else the assertion names those left,
+    with their command lines."""
+    import time
+
+    import psutil
+
+    def command(process) -> str:
+        try:
+            return " ".join(process.cmdline())[-120:]
+        except psutil.Error:
+            return "?"
+
+    deadline = time.monotonic() + within
+    left = list(processes)
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if process_running(p)]
+        time.sleep(0.05)
+    assert not left, f"processes left behind: {[(p.pid, command(p)) for p in left]}"

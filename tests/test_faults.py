@@ -30,7 +30,7 @@ from pipeline.errors import PipelineError
 from pipeline.features import RECORD_SUFFIX, build_features, features_dir, load_split, record_path, split_path
 from pipeline.params import outdated
 from pipeline.plan import make_plan, plan_shards
-from tests.conftest import REPO, run_cli, tiny_config
+from tests.conftest import REPO, assert_processes_gone, run_cli, tiny_config
 
 HANG = 60.0   # bound on waiting for a stopped process: only a hang reaches it
 GONE = 15.0   # bound on waiting for a killed parent's workers and resource tracker to end
@@ -71,26 +71,7 @@ def send(proc: subprocess.Popen, how: str) -> None:
 
 
 def assert_gone(family: dict[int, psutil.Process]) -> None:
-    deadline = time.monotonic() + GONE
-    left = list(family.values())
-    while left and time.monotonic() < deadline:
-        left = [p for p in left if _running(p)]
-        time.sleep(0.05)
-    assert not left, f"processes left behind: {[(p.pid, _command(p)) for p in left]}"
-
-
-def _running(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _command(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())[-80:]
-    except psutil.Error:
-        return "?"
+    assert_processes_gone(list(family.values()), GONE)
 
 
 def stderr_lines(text: str) -> list[str]:
@@ -124,6 +105,20 @@ def outputs() -> list[str]:
     return [f"{s}.npy" for s in C.SPLITS] + [f"{s}{RECORD_SUFFIX}" for s in C.SPLITS]
 
 
+def stop_when(proc, how: str, ready) -> None:
+    """Send `how` once `ready()` (unless the run finished first), then check that it stopped as
+    promised: no process left, and for a Ctrl-C or SIGTERM its exit code and one line."""
+    family = family_until(proc, ready)
+    finished_first = proc.poll() is not None
+    if not finished_first:
+        send(proc, how)
+    _, err = proc.communicate(timeout=HANG)
+    assert_gone(family)
+    if how in ("ctrl-c", "term", "term-group") and not finished_first:
+        assert proc.returncode == 128 + (signal.SIGINT if how == "ctrl-c" else signal.SIGTERM), err
+        assert stderr_lines(err) == [INTERRUPTED]
+
+
 def fresh_copy(cfg, root: Path):
     """A new dataset folder with the same clips and manifest, and its config file."""
     copy = dataclasses.replace(cfg, root=str(root))
@@ -146,15 +141,7 @@ def test_a_killed_features_build_resumes_to_the_same_bytes(long_features, tmp_pa
     copy, config = fresh_copy(cfg, tmp_path)
     proc = start("features", "--config", str(config))
     began = time.monotonic()
-    family = family_until(proc, lambda: time.monotonic() - began >= moment)
-    finished_first = proc.poll() is not None
-    if not finished_first:
-        send(proc, how)
-    _, err = proc.communicate(timeout=HANG)
-    assert_gone(family)
-    if how in ("ctrl-c", "term", "term-group") and not finished_first:
-        assert proc.returncode == 128 + (signal.SIGINT if how == "ctrl-c" else signal.SIGTERM), err
-        assert stderr_lines(err) == [INTERRUPTED]
+    stop_when(proc, how, lambda: time.monotonic() - began >= moment)
 
     build_features(copy)  # resumed: the same function the CLI runs
     folder = features_dir(copy)
@@ -323,15 +310,7 @@ def test_a_killed_data_build_resumes_to_the_same_bytes(tiny_dataset, tmp_path, c
         ready = lambda: clips_written(cfg.data_dir) >= clips  # noqa: E731
     else:
         ready = lambda: len(psutil.Process(proc.pid).children(recursive=True)) >= 2  # noqa: E731
-    family = family_until(proc, ready)
-    finished_first = proc.poll() is not None
-    if not finished_first:
-        send(proc, how)
-    _, err = proc.communicate(timeout=HANG)
-    assert_gone(family)
-    if how in ("ctrl-c", "term", "term-group") and not finished_first:
-        assert proc.returncode == 128 + (signal.SIGINT if how == "ctrl-c" else signal.SIGTERM), err
-        assert stderr_lines(err) == [INTERRUPTED]
+    stop_when(proc, how, ready)
     recorded = {p.stem for p in (cfg.data_dir / "shards").glob("*.csv")}
     capsys.readouterr()
 

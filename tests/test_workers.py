@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.workers import WorkerPool, collect, spawn_pool
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_processes_gone, process_running
 
 GONE_WITHIN = 15.0  # a bound on waiting for processes to end, so that a hang fails instead of blocking
 
@@ -45,19 +45,7 @@ def wait_for_workers(parent: psutil.Process, before: set[int], count: int) -> li
 
 
 def assert_all_gone(processes: list[psutil.Process]) -> None:
-    deadline = time.monotonic() + GONE_WITHIN
-    left = processes
-    while left and time.monotonic() < deadline:
-        left = [p for p in left if _running(p)]
-        time.sleep(0.05)
-    assert not left, f"still running: {[p.pid for p in left]}"
-
-
-def _running(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    assert_processes_gone(processes, GONE_WITHIN)
 
 
 def sigint_is_blocked_or_ignored(pid: int) -> bool:
@@ -82,7 +70,7 @@ def test_workers_ignore_ctrl_c_and_stop_ends_them_and_the_queue():
         assert not any(f.done() for f in sleepers)  # the sleeps go on: a worker is not stopped by it
     finally:
         pool.stop()
-    assert not any(_running(w) for w in workers)  # stop() returns once they are gone
+    assert not any(process_running(w) for w in workers)  # stop() returns once they are gone
     assert all(f.done() for f in sleepers)
     assert any(f.cancelled() for f in sleepers)  # the queued ones never ran
 
@@ -96,7 +84,7 @@ def test_a_failed_job_stops_the_pool_and_its_error_goes_on():
             slow = [pool.submit(time.sleep, 60) for _ in range(3)]
             workers = wait_for_workers(me, before, 2)
             failing.result(timeout=120)
-    assert not any(_running(w) for w in workers)
+    assert not any(process_running(w) for w in workers)
     assert all(f.done() for f in slow)
 
 
