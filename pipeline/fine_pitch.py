@@ -6,8 +6,8 @@ a parabola, so a partial's frequency is found to a small part of a bin):
   label audit (pipeline.audit), in the data workers;
 - `refine_near(windows, coarse_hz)`: a model's estimate made fine. The network's pitch bins
   are 20 cents wide and its median error several cents; the partials of the same window say
-  where within that bin the pitch sits. The model keeps the octave and the note: a refined
-  value further than FINE_GATE_CENTS from the model's is not taken. `pipeline predict
+  where within that bin the pitch sits. The model keeps the octave: a refined value
+  FINE_GATE_CENTS (a semitone) or more from the model's is not taken. `pipeline predict
   --summary`, `pipeline evaluate` and the report use it; the per-frame CSV does not (it would
   cost more than the network).
 """
@@ -135,7 +135,8 @@ def estimate(clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 FINE_PARTIALS = 8                # more partials than the audit's: low notes have weak fundamentals
 FINE_SIGMA = 1 / 5               # of the window: a wider Gaussian, finer peaks (-54 dB at its ends)
 FINE_FFT = 32768                 # zero-padded: 0.49 Hz bins, for the low notes
-FINE_GATE_CENTS = 50.0           # a refined value further from the model's is not taken
+FINE_MIN_SAMPLES = 800           # 50 ms: a window that sounds for less keeps the model's estimate
+FINE_GATE_CENTS = 100.0          # a semitone: a refined value further from the model's is not taken
 
 
 def _gaussian_spectrum(clip: np.ndarray, sigma: float, size: int) -> np.ndarray:
@@ -152,9 +153,12 @@ def refine_near(windows: np.ndarray, coarse_hz: np.ndarray) -> np.ndarray:
     coarse = np.atleast_1d(np.asarray(coarse_hz, dtype=np.float64))
     fine = coarse.copy()
     for i in np.flatnonzero(np.isfinite(coarse) & (coarse > 0)):
-        magnitude = _gaussian_spectrum(windows[i], FINE_SIGMA, FINE_FFT)
-        if not magnitude.any():
+        sounding = np.flatnonzero(windows[i])
+        if len(sounding) < 2 or sounding[-1] - sounding[0] < FINE_MIN_SAMPLES:
             continue
+        # the Gaussian on the part that sounds: a window half in the padding before a file's first
+        # sample (or a note's digital silence) would cut the partials and bias their peaks
+        magnitude = _gaussian_spectrum(windows[i][sounding[0]:sounding[-1] + 1], FINE_SIGMA, FINE_FFT)
         hz = _from_partials(magnitude, coarse[i], FINE_PARTIALS)
         if abs(1200.0 * np.log2(hz / coarse[i])) < FINE_GATE_CENTS:
             fine[i] = hz

@@ -9,11 +9,12 @@ Two ways to run the model over the frames, by what the predictor can do:
   -1 dBFS peak, becomes one spectrogram (pipeline.features.spectrogram_columns) and each frame
   is the window starting on the network's pooling grid (every 3 columns, 168 samples) nearest
   its first sample: within 84 samples (5.25 ms) of the frame's own 330 ms window. One pass gives
-  every frame, whatever the hop. The model learned level changes and unpitched noise, so its
-  own confidence and the frame's energy make the confidence;
+  every frame, whatever the hop. Its confidence multiplies the model's own, the frame's energy
+  and YIN's periodicity, computed every 80 ms and interpolated between;
 - the reference and bins models (Keras): each frame's window is cut, scaled to a -1 dBFS peak
   as the training clips were, and its spectrogram computed; windows of consecutive files share
-  batches; confidence also multiplies YIN's periodicity (pipeline.confidence).
+  batches; confidence multiplies the model's own, the energy and the periodicity of every frame
+  (pipeline.confidence).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pipeline.errors import PipelineError
 
 HALF_CLIP = C.CLIP_SAMPLES // 2  # 2,640: frames are centred, so the audio is padded by this on both sides
 COLUMN_BLOCK = 8192              # stream: spectrogram columns per model call (about 29 s): memory stays flat
+PERIODICITY_STRIDE = 0.08        # seconds between the frames whose periodicity a stream model's frames use
+PERIODICITY_BLOCK = 256          # windows at a time (5 MB), so memory stays flat on long recordings
 MIN_AUDIO_SECONDS = 0.05         # shorter audio holds too few periods to name a pitch (the dataset's gate: 50 ms)
 
 
@@ -190,6 +193,19 @@ def _run_stream(track: Track, predictor) -> None:
         frames = track.todo[start:stop]
         track.frequency[frames], confidence = predictor.encoding.decode(probs)
         track.model_confidence[frames] = np.clip(confidence, 0.0, 1.0)
-        track.periodicity[frames] = 1.0     # the stream model's own confidence already covers noise
         start = stop
+    track.periodicity[track.todo] = _sparse_periodicity(track)
     track.analysed = len(track.todo)
+
+
+def _sparse_periodicity(track: Track) -> np.ndarray:
+    """YIN's periodicity of the frames to analyse, computed on frames PERIODICITY_STRIDE apart and
+    interpolated between: 330 ms windows that far apart share three quarters of their audio, so
+    it changes little between them, and every frame's own would cost as much as the network.
+    (The stream model learned noise as unpitched, but steady white noise still got 0.6.)"""
+    todo = track.todo
+    every = max(1, round(PERIODICITY_STRIDE * C.SAMPLE_RATE / track.hop))
+    picks = np.unique(np.concatenate([todo[::every], todo[-1:]]))
+    scores = np.concatenate([periodicity_score(track.windows(picks[i:i + PERIODICITY_BLOCK]))
+                             for i in range(0, len(picks), PERIODICITY_BLOCK)])
+    return np.interp(todo, picks, scores)

@@ -102,11 +102,11 @@ def test_report_predictions_are_the_models_own_on_the_test_split(report, trained
         hz, confidence = Predictor.load(folder / "model.keras").predict(features)
         np.testing.assert_allclose(predictions[f"{name}_hz"], hz, rtol=6e-6, err_msg=name)
         np.testing.assert_allclose(predictions[f"{name}_confidence"], confidence, rtol=6e-6, atol=1e-6)
-    # the model's answer: the network's, made fine from each clip's partials, never moved by 50 cents or more
+    # the model's answer: the network's, made fine from each clip's partials, never moved by a semitone or more
     network = predictions["network_hz"].to_numpy()
     fine = refine_near(read_clips(trained_tiny.data_dir, rows), network)
     np.testing.assert_allclose(predictions["model_hz"], fine, rtol=6e-6)
-    assert np.nanmax(np.abs(1200 * np.log2(fine / network))) < 50 and not np.allclose(fine, network, rtol=1e-4)
+    assert np.nanmax(np.abs(1200 * np.log2(fine / network))) < 100 and not np.allclose(fine, network, rtol=1e-4)
     metrics = json.loads((cfg.report_dir / "metrics.json").read_text())
     manifest = load_manifest(trained_tiny.data_dir)
     assert metrics["dataset"]["manifest_sha256"] == _sha256(trained_tiny.data_dir / "manifest.csv")
