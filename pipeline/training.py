@@ -30,12 +30,14 @@ from pipeline.artifacts import (
     atomic_path,
     ensure_dir,
     fingerprint,
+    read_json,
     remove_stale_temporaries,
     tool_versions,
     write_json,
     write_text,
 )
 from pipeline.batches import BatchMaker, Changes, epoch_batches, make_dataset
+from pipeline.clips import DATASET_FILE
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.features import dataset_hash, load_split
@@ -368,6 +370,11 @@ def _network(cfg: Config, plan: dict, encoding, data: TrainingData):
                          width=plan["width"])
 
 
+def _soundfonts(cfg) -> list[dict]:
+    """The fonts (name, bytes, sha256) of the dataset the model learned from, from its dataset.json."""
+    return (read_json(cfg.data_dir / DATASET_FILE) or {}).get("soundfonts", [])
+
+
 def _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus) -> dict:
     history = run.state["history"]
     best = next((r for r in history if r["epoch"] == run.state["best_epoch"]), {})
@@ -379,7 +386,7 @@ def _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus) -> dict:
         "encoding": encoding_to_dict(encoding),
         "input_stats": {"mean": data.input_mean, "std": data.input_std},
         "dataset_sha256": data.dataset_sha256, "config": cfg.to_dict(), "versions": tool_versions(),
-        "params": int(network.count_params()),
+        "soundfonts": _soundfonts(cfg), "params": int(network.count_params()),
         "training": {
             "epochs": plan["epochs"], "epochs_run": run.state["epochs_done"],
             "best_epoch": run.state["best_epoch"], "batch_size": plan["batch"], "monitor": MONITOR,

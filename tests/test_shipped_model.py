@@ -21,6 +21,10 @@ def test_the_package_carries_a_small_stream_model():
     assert model.is_file() and model.stat().st_size <= SHIPPED_LIMIT_BYTES
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["variant"] == "stream" and meta["config"]["name"] == "shipped"
+    # what made it: the recipe, the fonts by checksum (TimGM6mb held out of its training), the versions
+    assert {f["name"] for f in meta["soundfonts"]} >= {"FluidR3_GM.sf2", "TimGM6mb.sf2"}
+    assert all(len(f["sha256"]) == 64 for f in meta["soundfonts"])
+    assert meta["config"]["split"]["test_sources"] == ["TimGM6mb.sf2"] and "tensorflow-cpu" in meta["versions"]
 
 
 def test_predict_loads_it_without_tensorflow():

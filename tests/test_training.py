@@ -71,6 +71,8 @@ def test_one_epoch_writes_models_that_load_and_predict(few_clips, capsys):
         meta = predictor.metadata
         # the model names the very manifest it was trained on, and the statistics of its training inputs
         assert meta["dataset_sha256"] == sha256_file(few_clips.data_dir / "manifest.csv")
+        fonts = json.loads((few_clips.data_dir / "dataset.json").read_text())["soundfonts"]
+        assert meta["soundfonts"] == fonts and len(fonts[0]["sha256"]) == 64
         assert meta["config"]["model"]["width"] == 0.0625
         assert meta["input_stats"]["mean"] == pytest.approx(train_x.astype(np.float64).mean(), rel=1e-6)
         assert meta["input_stats"]["std"] == pytest.approx(train_x.astype(np.float64).std(), rel=1e-6)
