@@ -156,3 +156,12 @@ def assert_processes_gone(processes, within: float) -> None:
         left = [p for p in left if process_running(p)]
         time.sleep(0.05)
     assert not left, f"processes left behind: {[(p.pid, command(p)) for p in left]}"
+
+
+def like_a_terminal() -> None:
+    """preexec_fn for a stage run as a user runs it in a terminal: SIGINT at its default. A shell
+    that started the tests in the background (`make test &`) ignores SIGINT, its children inherit
+    that, and the pipeline keeps an inherited ignore (as `nohup` users expect)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.clips import load_manifest, read_clip, split_rows
 from pipeline.config import load_config, to_toml
-from tests.conftest import REPO, TEST_SOUNDFONT, run_cli, tiny_config
+from tests.conftest import REPO, TEST_SOUNDFONT, like_a_terminal, run_cli, tiny_config
 
 
 def write_config(tmp_path, *overrides):
@@ -165,10 +165,8 @@ def test_unreadable_config_file(tmp_path):
 
 
 def _start_build(config):
-    # a shell started in the background ignores SIGINT and children inherit that: undo it
     return subprocess.Popen([sys.executable, "-m", "pipeline", "data", "--config", str(config)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=like_a_terminal)
 
 
 def _wait_for_shards(data_dir, count, proc):

@@ -30,7 +30,7 @@ from pipeline.errors import PipelineError
 from pipeline.features import RECORD_SUFFIX, build_features, features_dir, load_split, record_path, split_path
 from pipeline.params import outdated
 from pipeline.plan import make_plan, plan_shards
-from tests.conftest import REPO, assert_processes_gone, run_cli, tiny_config
+from tests.conftest import REPO, assert_processes_gone, like_a_terminal, run_cli, tiny_config
 
 HANG = 60.0   # bound on waiting for a stopped process: only a hang reaches it
 GONE = 15.0   # bound on waiting for a killed parent's workers and resource tracker to end
@@ -43,7 +43,7 @@ def start(*args: str) -> subprocess.Popen:
     """`python -m pipeline ARGS` in its own process group (a terminal's job): SIGINT to the group
     is exactly what Ctrl-C sends."""
     return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=like_a_terminal)
 
 
 def family_until(proc: subprocess.Popen, ready) -> dict[int, psutil.Process]:
