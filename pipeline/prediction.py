@@ -19,9 +19,8 @@ recording's spectrogram once (windows on its pooling grid, within 5.25 ms of eac
 the other models read each window scaled to a -1 dBFS peak.
 
 Confidence, 0..1, is the product of the model's own (the probability mass of the +-4 bins
-around the peak; the `reference` regressor has none and gives 1), the frame's energy, and for
-the `bins` and `reference` models its periodicity (pipeline.confidence): the stream model
-learned unpitched noise as such.
+around the peak; the `reference` regressor has none and gives 1), the frame's energy, and its
+periodicity (pipeline.confidence; for a stream model computed every 80 ms, pipeline.frames).
 
 So digital silence and very quiet frames get 0, noise nearly 0, a steady note about the
 model's own confidence. Use it as CREPE's: keep the frames above a threshold (0.5 is a
