@@ -94,3 +94,15 @@ def test_noise_and_silence_have_no_pitch(tmp_path):
     for name in ("white", "brown", "silent"):
         confidence = np.loadtxt(out / f"{name}.f0.csv", delimiter=",", skiprows=1)[:, 2]
         assert np.median(confidence) < 0.2, (name, np.median(confidence))
+
+
+def test_the_summary_is_made_fine_unless_told_not_to(tmp_path):
+    """--summary refines the network's estimate from the partials (pipeline.fine_pitch); --no-refine
+    gives the network's alone, coarser but the same note."""
+    hz = 440.0 * 2 ** (13 / 1200)                      # between the network's 20-cent bins
+    path = tone(tmp_path / "off_grid.wav", "square", hz, 44100, 2)
+    fine = summaries([path])[str(path)]
+    done = run_cli("predict", "--summary", "--no-refine", str(path))
+    coarse = float(re.match(r".+?: ([\d.]+) Hz", done.stdout).group(1))
+    assert abs(1200 * np.log2(fine / hz)) < 0.5
+    assert 2 < abs(1200 * np.log2(coarse / hz)) < 50   # 11 cents when written
