@@ -18,12 +18,14 @@ ONNX Runtime alone, no TensorFlow."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import constants as C
-from pipeline.artifacts import write_bytes
+from pipeline.artifacts import write_bytes, write_json
 from pipeline.config import ModelConfig
 from pipeline.errors import PipelineError
 from pipeline.stream_network import (
@@ -251,6 +253,9 @@ def install_default(onnx_file: str | Path, package_models: Path) -> list[Path]:
         raise PipelineError(f"{onnx_file} is {size / 2**20:.1f} MiB; the package ships at most "
                             f"{SHIPPED_LIMIT_BYTES / 2**20:.0f} MiB: use a smaller network")
     targets = [package_models / "default.onnx", package_models / "default.json"]
-    write_bytes(targets[0], onnx_file.read_bytes())
-    write_bytes(targets[1], onnx_file.with_suffix(".json").read_bytes())
+    data = onnx_file.read_bytes()
+    metadata = json.loads(onnx_file.with_suffix(".json").read_text())
+    metadata["onnx_sha256"] = hashlib.sha256(data).hexdigest()  # checked at every load
+    write_bytes(targets[0], data)
+    write_json(targets[1], metadata)
     return targets

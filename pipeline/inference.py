@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import constants as C
+from pipeline.artifacts import sha256_file
 from pipeline.errors import PipelineError, silenced_stderr
 from pipeline.model import Predictor, encoding_from_dict, read_metadata, sidecar_path
 
@@ -87,16 +88,30 @@ class OnnxPredictor:
         return hz.astype(np.float64), confidence.astype(np.float64)
 
 
+SHIPPED_FIX = "reinstall the package (pip install -e .) or rebuild the model with make shipped-model"
+
+
+def _check_recorded_sha256(path: Path, metadata: dict, fix: str) -> None:
+    """A model whose metadata records its file's sha256 (the shipped one) is checked at every load:
+    a flipped byte in its weights would not stop ONNX Runtime, only make it answer wrongly."""
+    recorded = metadata.get("onnx_sha256")
+    if recorded and sha256_file(path) != recorded:
+        raise PipelineError(f"model {path} is damaged (its sha256 is not the one its metadata records); {fix}")
+
+
 def load_predictor(path: str | Path | None = None):
     """The predictor for a model file (None: the shipped default). A stream model's .onnx is used
     when it exists (no TensorFlow); anything else loads in Keras."""
+    shipped = path is None or Path(path) == default_model_path()
     path = default_model_path() if path is None else Path(path)
     if not path.is_file():
-        raise PipelineError(f"model {path} not found; train one with make train (or python -m pipeline train), "
-                            "or leave out --model to use the default model")
+        raise PipelineError(f"model {path} not found; " + (SHIPPED_FIX if shipped else
+                            "train one with make train (or python -m pipeline train), or leave out --model "
+                            "to use the default model"))
     metadata = read_metadata(path)
     fast = path if path.suffix == ONNX_SUFFIX else onnx_path(path)
     if metadata.get("variant") == "stream" and fast.is_file():
+        _check_recorded_sha256(fast, metadata, SHIPPED_FIX if shipped else "retrain it with make train")
         return OnnxPredictor(fast, metadata)
     if path.suffix == ONNX_SUFFIX:
         raise PipelineError(f"{path} is not a stream model's export (its {sidecar_path(path).name} says "

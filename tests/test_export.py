@@ -112,3 +112,25 @@ def test_a_trained_stream_model_predicts_through_onnx_without_tensorflow(tmp_pat
             "print(type(p).__name__, len(hz), 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.stdout.split() == ["OnnxPredictor", "3", "False", "False"], out.stderr
+
+
+def test_installing_a_default_records_its_checksum_and_refuses_a_large_file(tmp_path):
+    import hashlib
+
+    from pipeline.errors import PipelineError
+    from pipeline.export import SHIPPED_LIMIT_BYTES, install_default
+
+    source = tmp_path / "models" / "model.onnx"
+    source.parent.mkdir()
+    source.write_bytes(b"onnx bytes")
+    source.with_suffix(".json").write_text(json.dumps({"format": "x", "variant": "stream"}))
+    package = tmp_path / "package"
+    package.mkdir()
+    onnx, meta = install_default(source, package)
+    assert onnx.read_bytes() == b"onnx bytes"
+    assert json.loads(meta.read_text()) == {"format": "x", "variant": "stream",
+                                            "onnx_sha256": hashlib.sha256(b"onnx bytes").hexdigest()}
+    source.write_bytes(b"\0" * (SHIPPED_LIMIT_BYTES + 1))
+    with pytest.raises(PipelineError, match="ships at most 5 MiB"):
+        install_default(source, package)
+    assert onnx.read_bytes() == b"onnx bytes"

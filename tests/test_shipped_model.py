@@ -106,3 +106,21 @@ def test_the_summary_is_made_fine_unless_told_not_to(tmp_path):
     coarse = float(re.match(r".+?: ([\d.]+) Hz", done.stdout).group(1))
     assert abs(1200 * np.log2(fine / hz)) < 0.5
     assert 2 < abs(1200 * np.log2(coarse / hz)) < 50   # 11 cents when written
+
+
+def test_a_damaged_copy_of_it_is_refused_in_one_line(tmp_path):
+    """Its metadata records the ONNX file's sha256: a flipped byte in the weights (which ONNX
+    Runtime would load and run) is named before any prediction."""
+    import shutil
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(default_model_path(), model)
+    shutil.copy(default_model_path().with_suffix(".json"), tmp_path / "model.json")
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    note = tone(tmp_path / "a.wav", "sine", 440.0, 16000, 1)
+    done = run_cli("predict", "--summary", "--model", str(model), str(note))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"error: model {model} is damaged (its sha256 is not the one its metadata records); retrain it with make train"]
