@@ -7,9 +7,10 @@ a parabola, so a partial's frequency is found to a small part of a bin):
 - `refine_near(windows, coarse_hz)`: a model's estimate made fine. The network's pitch bins
   are 20 cents wide and its median error several cents; the partials of the same window say
   where within that bin the pitch sits. The model keeps the octave: a refined value
-  FINE_GATE_CENTS (a semitone) or more from the model's is not taken. `pipeline predict
-  --summary`, `pipeline evaluate` and the report use it; the per-frame CSV does not (it would
-  cost more than the network).
+  FINE_GATE_CENTS (a semitone) or more from the model's is not taken;
+- `refine_estimates(windows, model_hz)`: that, and under C4 a sure `estimate` instead (the
+  network's weakest range). `pipeline predict --summary`, `pipeline evaluate` and the report
+  use it; the per-frame CSV does not (it would cost more than the network).
 """
 
 from __future__ import annotations
@@ -153,13 +154,40 @@ def refine_near(windows: np.ndarray, coarse_hz: np.ndarray) -> np.ndarray:
     coarse = np.atleast_1d(np.asarray(coarse_hz, dtype=np.float64))
     fine = coarse.copy()
     for i in np.flatnonzero(np.isfinite(coarse) & (coarse > 0)):
-        sounding = np.flatnonzero(windows[i])
-        if len(sounding) < 2 or sounding[-1] - sounding[0] < FINE_MIN_SAMPLES:
+        sounding = _sounding_part(windows[i])   # the Gaussian over the cut would bias the peaks
+        if len(sounding) < FINE_MIN_SAMPLES:
             continue
-        # the Gaussian on the part that sounds: a window half in the padding before a file's first
-        # sample (or a note's digital silence) would cut the partials and bias their peaks
-        magnitude = _gaussian_spectrum(windows[i][sounding[0]:sounding[-1] + 1], FINE_SIGMA, FINE_FFT)
+        magnitude = _gaussian_spectrum(sounding, FINE_SIGMA, FINE_FFT)
         hz = _from_partials(magnitude, coarse[i], FINE_PARTIALS)
         if abs(1200.0 * np.log2(hz / coarse[i])) < FINE_GATE_CENTS:
             fine[i] = hz
     return fine
+
+
+# --- low notes: where the network is weakest, a sure YIN estimate decides -------------------------
+YIN_BELOW_HZ = 262.0             # under C4 ...
+YIN_MIN_CONFIDENCE = 0.8         # ... an estimate with 1 - d' at least this replaces the network's
+YIN_MIN_SAMPLES = 2 * MAX_LAG    # ... read from at least 80 ms of sound (two periods of its lowest pitch)
+
+
+def refine_estimates(windows: np.ndarray, model_hz: np.ndarray) -> np.ndarray:
+    """A model's estimates made fine (refine_near), and under C4 replaced by `estimate`'s where
+    YIN is sure of the window's period, octave included. Below C3 the network misses a quarter of
+    the notes of a font it never heard, mostly by octaves; YIN is sure of most low notes and
+    right about them (README "Results" measures both ways)."""
+    windows = np.atleast_2d(windows)
+    fine = refine_near(windows, model_hz)
+    for i in np.flatnonzero(np.isfinite(fine) & (fine > 0) & (fine < YIN_BELOW_HZ)):
+        sounding = _sounding_part(windows[i])
+        if len(sounding) >= YIN_MIN_SAMPLES:
+            hz, confidence = estimate(sounding[None])
+            if np.isfinite(hz[0]) and confidence[0] >= YIN_MIN_CONFIDENCE:
+                fine[i] = hz[0]
+    return fine
+
+
+def _sounding_part(window: np.ndarray) -> np.ndarray:
+    """The window without digital silence at its ends (a frame half in a file's padding): YIN
+    and the partials' window would read the cut as part of the sound."""
+    sounding = np.flatnonzero(window)
+    return window[sounding[0]:sounding[-1] + 1] if len(sounding) else window[:0]

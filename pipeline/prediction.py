@@ -47,7 +47,7 @@ from pipeline import constants as C
 from pipeline.artifacts import write_text
 from pipeline.audio import read_audio, to_model_rate
 from pipeline.errors import PipelineError
-from pipeline.fine_pitch import refine_near
+from pipeline.fine_pitch import refine_estimates
 from pipeline.frames import Prediction, Track, analyse
 from pipeline.inference import load_predictor
 from pipeline.pitch import hz_to_midi, midi_to_hz, note_name
@@ -213,7 +213,7 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
     Without `summary`, each file's CSV is written (beside it, or in `output_dir`); with
     `summary`, no CSV is written and each result carries a Summary (or an error when the
     file has no confident frame), its frames made fine from their own audio unless `refine`
-    is False (pipeline.fine_pitch.refine_near). `hop` defaults to 10 ms, or 165 ms with `summary`.
+    is False (pipeline.fine_pitch.refine_estimates). `hop` defaults to 10 ms, or 165 ms with `summary`.
     """
     paths = [Path(p) for p in paths]
     if hop is None:
@@ -229,7 +229,7 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
         result.prediction = prediction = item.prediction()
         if summary:
             try:
-                fine = (lambda frames, hz, track=item: refine_near(track.windows(frames), hz)) if refine else None
+                fine = (lambda frames, hz, track=item: refine_estimates(track.windows(frames), hz)) if refine else None
                 result.summary = summarize(prediction.frequency, prediction.confidence, fine)
             except PipelineError as exc:
                 result.error = f"{key}: {prediction.silence_note() if prediction.silent else exc}"

@@ -324,12 +324,12 @@ def refined_estimates(cfg, rows: pd.DataFrame, hz: np.ndarray) -> np.ndarray:
     """The model's estimate of each test clip made fine from the clip's own partials, as
     `pipeline predict --summary` and `pipeline evaluate` make theirs (pipeline.fine_pitch)."""
     from pipeline.clips import read_clips
-    from pipeline.fine_pitch import refine_near
+    from pipeline.fine_pitch import refine_estimates
 
     fine = np.array(hz, dtype=np.float64)
     for start in range(0, len(rows), REFINE_BLOCK):
         block = slice(start, start + REFINE_BLOCK)
-        fine[block] = refine_near(read_clips(cfg.data_dir, rows.iloc[block]), fine[block])
+        fine[block] = refine_estimates(read_clips(cfg.data_dir, rows.iloc[block]), fine[block])
     return fine
 
 

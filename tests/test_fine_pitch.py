@@ -65,3 +65,16 @@ def test_the_model_keeps_the_octave_and_unvoiced_frames_stay_unvoiced():
     fine = F.refine_near(windows, np.array([440.0 * 2 ** (20 / 1200), 0.0, np.nan, 300.0]))
     assert fine[0] == pytest.approx(440.0, abs=0.05)  # the model's octave (partial 2), made exact
     assert fine[1] == 0.0 and np.isnan(fine[2]) and fine[3] == 300.0
+
+
+def test_under_c4_a_sure_yin_estimate_replaces_the_networks_octave_included():
+    """A 55 Hz sawtooth the network took for 110 Hz gets its own octave back; noise, of which YIN
+    is not sure, keeps the network's value; from C4 up the partials only refine."""
+    rng = np.random.default_rng(0)
+    saw = clip_of(T.draw_tone(np.random.default_rng([7, 1]), 55.0, ("sawtooth",)))
+    noise = rng.standard_normal(C.CLIP_SAMPLES)
+    high = clip_of(T.draw_tone(np.random.default_rng([7, 2]), 440.0, ("sawtooth",)))
+    fine = F.refine_estimates(np.stack([saw, noise, high]), np.array([110.0, 100.0, 880.0]))
+    assert fine[0] == pytest.approx(55.0, rel=1e-4)
+    assert abs(1200 * np.log2(fine[1] / 100.0)) < 100   # YIN unsure: the partials' step only
+    assert fine[2] == pytest.approx(880.0, rel=1e-3)   # an octave error above C4 stays the network's
