@@ -18,14 +18,13 @@ ONNX Runtime alone, no TensorFlow."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import constants as C
-from pipeline.artifacts import write_bytes, write_json
+from pipeline.artifacts import sha256_bytes, write_bytes, write_json
 from pipeline.config import ModelConfig
 from pipeline.errors import PipelineError
 from pipeline.stream_network import (
@@ -255,7 +254,7 @@ def install_default(onnx_file: str | Path, package_models: Path) -> list[Path]:
     targets = [package_models / "default.onnx", package_models / "default.json"]
     data = onnx_file.read_bytes()
     metadata = json.loads(onnx_file.with_suffix(".json").read_text())
-    metadata["onnx_sha256"] = hashlib.sha256(data).hexdigest()  # checked at every load
+    metadata["onnx_sha256"] = sha256_bytes(data)  # checked at every load
     write_bytes(targets[0], data)
     write_json(targets[1], metadata)
     return targets

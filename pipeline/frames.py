@@ -169,8 +169,6 @@ def analyse(items: Iterable[tuple[object, Track | PipelineError]], predictor,
     yield from ready()
 
 
-
-
 def _run_stream(track: Track, predictor) -> None:
     """A stream model over every frame of one recording: the recording's spectrogram once, a block
     of columns at a time; each frame reads the window starting at its nearest column."""
