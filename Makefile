@@ -17,13 +17,15 @@ PARAMS := $(DATA)/.params
 MODEL := models/$(NAME)
 REPORT := reports/$(NAME)
 
-# each stage's code: the modules it runs (docs/CONTRACTS.md has the layers)
-CORE_SRC := $(addprefix pipeline/,config.py constants.py errors.py artifacts.py pitch.py clips.py workers.py)
-DATA_SRC := $(CORE_SRC) $(addprefix pipeline/,instruments.py rendering.py tones.py postprocessing.py rooms.py \
-              augmentation.py fine_pitch.py audit.py plan.py splits.py dataset.py)
-FEATURES_SRC := $(CORE_SRC) pipeline/features.py
-TRAIN_SRC := $(CORE_SRC) $(addprefix pipeline/,backend.py model.py stream_network.py batches.py export.py training.py)
-REPORT_SRC := $(CORE_SRC) $(addprefix pipeline/,fine_pitch.py inference.py evaluation.py reporting.py baselines.py)
+# Each stage's code: the files its entry module imports, directly or not (inside functions too),
+# read from the source by pipeline/core/imports.py, so the lists cannot go stale; remade when a
+# module or a folder of the package changes (a folder's mtime: a module added or removed).
+SOURCES_MK := $(STAMPS)/sources.mk
+STAGE_ENTRIES := data=pipeline.data.dataset features=pipeline.data.features \
+                 train=pipeline.model.training report=pipeline.report.reporting
+$(SOURCES_MK): $(shell find pipeline -name __pycache__ -prune -o \( -name '*.py' -o -type d \) -print)
+	@mkdir -p $(STAMPS) && $(PYTHON) -m pipeline.core.imports $(STAGE_ENTRIES) > $@.tmp && mv $@.tmp $@
+include $(SOURCES_MK)
 
 .DEFAULT_GOAL := all
 .PHONY: all help setup data features train report test bench experiments shipped-model clean clean-all FORCE
@@ -32,7 +34,7 @@ all: report ## set up, then run the whole pipeline on CONFIG (default configs/de
 
 help: ## list the targets
 	@echo "make [TARGET] [CONFIG=configs/NAME.toml] [SET='section.key=value ...']"
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # --- set-up: system packages, then the virtualenv (stamp files skip what is done) ----
 $(STAMPS)/system: scripts/install_system.sh
@@ -61,13 +63,17 @@ $(DATA)/build.json: $(PARAMS)/data.json $(DATA_SRC)
 	$(PIPELINE) data $(ARGS)
 $(DATA)/manifest.csv: $(DATA)/build.json ;
 
-# A split file that is missing, or newer than done.json (changed, truncated), makes done.json
-# out of date; `pipeline features` then checks every split against its record (size, sha256)
-# and rebuilds only the damaged ones. The empty rule lets a missing split file count as new.
+# The features stage's target is features/build.json, which every run that finishes writes last;
+# done.json, what training reads, is rewritten only when the split files change, so a run with
+# nothing to do (after an edit of the stage's code that changes no feature) retrains nothing.
+# A split file that is missing, or newer than build.json (changed, truncated), runs the stage,
+# which checks it against its record (size, then sha256) and rebuilds only a damaged one. The
+# empty rule lets a missing split file count as new.
 SPLIT_FILES := $(addprefix $(DATA)/features/,train.npy val.npy test.npy)
 $(SPLIT_FILES): ;
-$(DATA)/features/done.json: $(DATA)/manifest.csv $(PARAMS)/features.json $(FEATURES_SRC) $(SPLIT_FILES)
+$(DATA)/features/build.json: $(DATA)/manifest.csv $(PARAMS)/features.json $(FEATURES_SRC) $(SPLIT_FILES)
 	$(PIPELINE) features $(ARGS)
+$(DATA)/features/done.json: $(DATA)/features/build.json ;
 
 $(MODEL)/model.keras: $(DATA)/features/done.json $(PARAMS)/train.json $(TRAIN_SRC)
 	$(PIPELINE) train $(ARGS)

@@ -4,7 +4,7 @@ compared bit for bit, two ways:
 - file to file (the headline): `build_features` as `make features` runs it (a worker process
   per core) against the straightforward script: read each clip, one scipy call, the scaling,
   into the split's .npy, one clip at a time in one process. Same dataset, same output bytes.
-- in memory, one thread: `pipeline.features.spectrogram` on batches against the loop on the
+- in memory, one thread: `pipeline.dsp.spectrogram.spectrogram` on batches against the loop on the
   same clips, which is what batching alone gives.
 """
 
@@ -17,7 +17,8 @@ import shutil
 import numpy as np
 
 from bench import REPO
-from bench.timing import Stopwatch, Timing, cores, load
+from bench.timing import Stopwatch, Timing, load
+from pipeline.core.measure import cores
 
 CLIPS, QUICK_CLIPS = 2048, 128
 REPS = 6                                # cheap, and this machine's speed wanders: best of more runs
@@ -39,8 +40,8 @@ def per_clip(clips: np.ndarray, scaling: str) -> np.ndarray:
 def _one_clip(clip: np.ndarray, scaling: str) -> np.ndarray:
     import scipy.signal
 
-    from pipeline import constants as C
-    from pipeline.features import LOG_EPSILON
+    from pipeline.core import constants as C
+    from pipeline.dsp.spectrogram import LOG_EPSILON
 
     _, _, mag = scipy.signal.spectrogram(clip, fs=C.SAMPLE_RATE, window=C.WINDOW, nperseg=C.WINDOW_LENGTH,
                                          noverlap=C.OVERLAP, nfft=C.N_FFT, mode="magnitude")
@@ -52,13 +53,12 @@ def _one_clip(clip: np.ndarray, scaling: str) -> np.ndarray:
 
 
 def _shape():
-    from pipeline import constants as C
-
+    from pipeline.core import constants as C
     return C.SPEC_SHAPE
 
 
 def batched(clips: np.ndarray, scaling: str, batch_size: int) -> np.ndarray:
-    from pipeline.features import spectrogram
+    from pipeline.dsp.spectrogram import spectrogram
 
     out = np.empty((len(clips), *_shape()), dtype=np.float32)
     for start in range(0, len(clips), batch_size):
@@ -71,8 +71,8 @@ def naive_features(cfg) -> None:
     memory-mapped .npy."""
     import soundfile as sf
 
-    from pipeline.clips import load_manifest
-    from pipeline.features import features_dir, split_path
+    from pipeline.data.clips import load_manifest
+    from pipeline.data.feature_files import features_dir, split_path
 
     frame = load_manifest(cfg.data_dir)
     features_dir(cfg).mkdir(parents=True, exist_ok=True)
@@ -87,8 +87,8 @@ def naive_features(cfg) -> None:
 
 
 def _file_dataset(ctx):
-    from pipeline.config import load_config
-    from pipeline.dataset import build_dataset
+    from pipeline.core.config import load_config
+    from pipeline.data.dataset import build_dataset
 
     cfg = load_config(None, [f'root="{ctx.scratch / "features"}"', 'name="bench_features"',
                              f'data.soundfont="{(REPO / "soundfonts" / "TimGM6mb.sf2").resolve()}"',
@@ -102,7 +102,8 @@ def _file_dataset(ctx):
 
 
 def _file_to_file(ctx) -> dict:
-    from pipeline.features import build_features, features_dir, split_path
+    from pipeline.data.feature_files import features_dir, split_path
+    from pipeline.data.features import build_features
 
     cfg, n = _file_dataset(ctx)
     ours, naive, same = Timing(), Timing(), True
@@ -122,8 +123,8 @@ def _file_to_file(ctx) -> dict:
 
 
 def run(ctx) -> dict:
-    from pipeline.config import FeaturesConfig
-    from pipeline.features import CACHE_BATCH
+    from pipeline.core.config import FeaturesConfig
+    from pipeline.dsp.spectrogram import CACHE_BATCH
 
     fc = FeaturesConfig()
     clips = ctx.sample_clips(QUICK_CLIPS if ctx.quick else CLIPS)

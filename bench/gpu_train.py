@@ -11,9 +11,10 @@ sys.path.insert(0, os.getcwd())
 import keras
 import numpy as np
 
-from pipeline import constants as C
-from pipeline.config import load_config
-from pipeline.model import BinEncoding, build_network
+from pipeline.core import constants as C
+from pipeline.core.config import load_config
+from pipeline.model.encodings import BinEncoding
+from pipeline.model.networks import build_network
 
 
 def measure(cfg, variant, n_outputs, batch, steps=60, mixed=False):

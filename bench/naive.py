@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import constants as C
-from pipeline import postprocessing as post
-from pipeline.errors import PipelineError
-from pipeline.rendering import note_midi_bytes
+from pipeline.core import constants as C
+from pipeline.core.errors import PipelineError
+from pipeline.data import postprocessing as post
+from pipeline.data.rendering import note_midi_bytes
 
 
 def _run(command: list[str]) -> None:

@@ -33,7 +33,7 @@ class Model:
 
 def benchmark_model(folder: Path) -> Model:
     """The shipped default model, or an untrained stream model written into `folder`."""
-    from pipeline.inference import default_model_path
+    from pipeline.inference.predictor import default_model_path
 
     shipped = default_model_path()
     if shipped.is_file():
@@ -43,12 +43,14 @@ def benchmark_model(folder: Path) -> Model:
 
 def build_untrained(folder: Path) -> Model:
     """A stream network of the recipe's [model], random weights (seeded), as model.onnx + model.json."""
-    from pipeline import constants as C
-    from pipeline.artifacts import write_json
-    from pipeline.backend import import_keras
-    from pipeline.config import load_config
-    from pipeline.export import export_stream, write_onnx
-    from pipeline.model import build_network, encoding_to_dict, make_encoding, sidecar_path
+    from pipeline.core import constants as C
+    from pipeline.core.artifacts import write_json
+    from pipeline.core.backend import import_keras
+    from pipeline.core.config import load_config
+    from pipeline.model.encodings import encoding_to_dict, make_encoding
+    from pipeline.model.export import export_stream, write_onnx
+    from pipeline.model.metadata import sidecar_path
+    from pipeline.model.networks import build_network
 
     recipe = next(path for path in RECIPES if path.is_file())
     cfg = load_config(recipe)

@@ -86,8 +86,7 @@ def write_files(ctx, folder: Path) -> list[dict]:
     import soundfile as sf
     import soxr
 
-    from pipeline import constants as C
-
+    from pipeline.core import constants as C
     notes_s, tones_s, stereo_s = QUICK_FILE_SECONDS if ctx.quick else FILE_SECONDS
     n_clips = int(np.ceil((notes_s + stereo_s) * C.SAMPLE_RATE / C.CLIP_SAMPLES))
     clips = ctx.sample_clips(n_clips).reshape(-1)
@@ -105,12 +104,12 @@ def write_files(ctx, folder: Path) -> list[dict]:
 
 
 def write_tone_file(path: Path, seconds: float, seed: int) -> Path:
-    """Synthetic tones (pipeline.tones), one a second, MIDI 36-96, 16 kHz mono."""
+    """Synthetic tones (pipeline.data.tones), one a second, MIDI 36-96, 16 kHz mono."""
     import soundfile as sf
 
-    from pipeline import constants as C
-    from pipeline.pitch import midi_to_hz
-    from pipeline.tones import draw_tone, render_tone
+    from pipeline.core import constants as C
+    from pipeline.core.pitch import midi_to_hz
+    from pipeline.data.tones import draw_tone, render_tone
 
     rng = np.random.default_rng(seed)
     notes = [render_tone(draw_tone(rng, float(midi_to_hz(rng.integers(36, 97)))), C.SAMPLE_RATE, 0.8, 0.2)
@@ -180,7 +179,7 @@ class Tracker:
 
 
 def ours(predictor, hop: float, name: str, title: str) -> Tracker:
-    from pipeline.prediction import predict_from_file
+    from pipeline.inference.prediction import predict_from_file
 
     return Tracker(name, title, hop, lambda path: len(predict_from_file(path, predictor, hop=hop)[0]),
                    {"hop_seconds": hop})
@@ -196,7 +195,7 @@ def swift_f0() -> Tracker:
 
 
 def _model_rate(path: str) -> np.ndarray:
-    from pipeline.audio import read_audio, to_model_rate
+    from pipeline.dsp.audio import read_audio, to_model_rate
 
     return to_model_rate(*read_audio(path))   # the same reading, mixing and soxr as the predict path
 
@@ -204,9 +203,8 @@ def _model_rate(path: str) -> np.ndarray:
 def praat() -> Tracker:
     import parselmouth
 
-    from pipeline import baselines as B
-    from pipeline import constants as C
-
+    from pipeline.core import constants as C
+    from pipeline.report import baselines as B
     def track(path: str) -> int:
         sound = parselmouth.Sound(_model_rate(path).astype(np.float64), sampling_frequency=C.SAMPLE_RATE)
         return sound.to_pitch_ac(time_step=B.PRAAT_TIME_STEP, pitch_floor=B.BASELINE_FMIN_HZ,
@@ -219,9 +217,9 @@ def praat() -> Tracker:
 def pyin() -> Tracker:
     import librosa
 
-    from pipeline import baselines as B
-    from pipeline import constants as C
-    from pipeline.prediction import PREDICT_HOP_SECONDS
+    from pipeline.core import constants as C
+    from pipeline.inference.prediction import PREDICT_HOP_SECONDS
+    from pipeline.report import baselines as B
 
     kwargs = dict(fmin=B.BASELINE_FMIN_HZ, fmax=B.PYIN_FMAX_HZ, sr=C.SAMPLE_RATE,
                   frame_length=B.PYIN_FRAME_LENGTH, hop_length=round(PREDICT_HOP_SECONDS * C.SAMPLE_RATE))
@@ -234,8 +232,8 @@ def load_trackers(model_path: str) -> tuple[list[Tracker], dict, dict]:
     """Our predictor first (its import and load timed in this fresh process), then the others;
     a tracker whose package is missing is reported as skipped."""
     start = time.perf_counter()
-    from pipeline.inference import load_predictor
-    from pipeline.prediction import PREDICT_HOP_SECONDS, SUMMARY_HOP_SECONDS
+    from pipeline.inference.prediction import PREDICT_HOP_SECONDS, SUMMARY_HOP_SECONDS
+    from pipeline.inference.predictor import load_predictor
     imported = time.perf_counter()
     predictor = load_predictor(model_path)
     loaded = time.perf_counter()

@@ -23,7 +23,8 @@ import shutil
 from pathlib import Path
 
 from bench import REPO, naive
-from bench.timing import Stopwatch, Timing, cores, load
+from bench.timing import Stopwatch, Timing, load
+from pipeline.core.measure import cores
 
 # a few instruments of different families x a few dozen notes x two velocities, the default soundfont
 INSTRUMENTS = ("Violin", "Acoustic Grand Piano", "Trumpet", "Flute")
@@ -40,7 +41,7 @@ STAGES = {"synthesis (Renderer.render)": "render", "MIDI file (midiutil)": "note
 
 def config(root: Path, quick: bool, half: bool = False):
     """The benchmark's plan; `half` keeps the first half of the instruments (for the marginal rate)."""
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     instruments = QUICK_INSTRUMENTS if quick else INSTRUMENTS
     if half:
@@ -64,8 +65,8 @@ def _quietly():
 
 def _build(cfg, timing: Timing) -> int:
     """build_dataset on a fresh root, timed; returns the clips it kept."""
-    from pipeline import dataset as D
-    from pipeline.rendering import clear_soundfont_cache
+    from pipeline.data import dataset as D
+    from pipeline.data.rendering import clear_soundfont_cache
 
     clear_soundfont_cache()  # a real build hashes the soundfont once: so does this one
     with _quietly(), Stopwatch(timing):
@@ -75,9 +76,9 @@ def _build(cfg, timing: Timing) -> int:
 
 def _engine_runs(ctx, notes, sha: str, scratch: Path) -> dict:
     """Synthesis alone, the steady state and the engine end to end (full and half plan), interleaved."""
-    from pipeline import dataset as D
-    from pipeline import plan as P
-    from pipeline.rendering import Renderer, note_midi_bytes
+    from pipeline.data import dataset as D
+    from pipeline.data import plan as P
+    from pipeline.data.rendering import Renderer, note_midi_bytes
 
     cfg0 = config(scratch / "plan", ctx.quick)
     d = cfg0.data
@@ -125,9 +126,9 @@ def _naive_runs(ctx, notes, scratch: Path) -> dict:
 
 
 def run(ctx) -> dict:
-    from pipeline import dataset as D
-    from pipeline.plan import plan_notes
-    from pipeline.rendering import soundfont_info
+    from pipeline.data import dataset as D
+    from pipeline.data.plan import plan_notes
+    from pipeline.data.rendering import soundfont_info
 
     scratch = ctx.scratch / "render"
     cfg0 = config(scratch / "plan", ctx.quick)
@@ -213,7 +214,7 @@ def _similarity(cfg, naive_folder: Path) -> dict:
 
 def _profile(D, cfg, notes, sha) -> dict:
     """ms per note spent in each stage of render_shard (cumulative; cProfile's overhead included)."""
-    from pipeline.plan import plan_shards
+    from pipeline.data.plan import plan_shards
 
     shards = plan_shards(cfg, notes, sha)
     profile = cProfile.Profile()

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import REPO, report
-from bench.timing import load, machine, tool_version
+from bench.timing import load, tool_version
+from pipeline.core.measure import machine
 
 SECTIONS = ("render", "features", "training", "prediction", "memory")
 SCHEMA = 1
@@ -48,9 +49,9 @@ class Context:
         import contextlib
         import io
 
-        from pipeline.clips import read_clips
-        from pipeline.config import load_config
-        from pipeline.dataset import build_dataset
+        from pipeline.core.config import load_config
+        from pipeline.data.clips import read_clips
+        from pipeline.data.dataset import build_dataset
 
         cfg = load_config(None, [f'root="{self.scratch / "sample"}"', 'name="bench_sample"',
                                  f'data.soundfont="{(REPO / "soundfonts" / "TimGM6mb.sf2").resolve()}"',
@@ -96,7 +97,7 @@ def parse(argv=None):
 
 
 def environment(quick: bool) -> dict:
-    from pipeline.artifacts import tool_versions
+    from pipeline.core.artifacts import tool_versions
 
     return {**machine(), "quick": quick, "fluidsynth": tool_version("fluidsynth", "--version"),
             "sox": tool_version("sox", "--version"), "versions": tool_versions()}
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from pipeline.artifacts import write_text
+    from pipeline.core.artifacts import write_text
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

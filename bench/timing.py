@@ -4,25 +4,13 @@ repeated measurements, the machine's load, and peak memory of a process tree."""
 from __future__ import annotations
 
 import os
-import platform
-import resource
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
-
-def cores() -> int:
-    """The cores this process may run on (what the pipeline's `workers = 0` uses)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def cpu_seconds() -> float:
-    """User + system time of this process and of every child it has waited for (sox, workers)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+from pipeline.core.measure import cpu_seconds
 
 
 def load() -> float:
@@ -74,24 +62,6 @@ class Stopwatch:
     def __exit__(self, *exc):
         if exc[0] is None:
             self.timing.add(time.perf_counter() - self.start, cpu_seconds() - self.cpu)
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    model = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                  if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) // 1024 for line in _read("/proc/meminfo").splitlines()
-                if line.startswith("MemTotal")), None)
-    return {"cores_used": cores(), "cpu_count": os.cpu_count(), "cpu": model, "memory_mib": mem,
-            "python": sys.version.split()[0], "platform": platform.platform()}
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return ""
 
 
 def tool_version(*command: str) -> str:

@@ -1,5 +1,5 @@
-"""Training throughput: samples per second of the real network (pipeline.model.build_network),
-compiled as pipeline.training compiles it, trained on random spectrograms of the right shape.
+"""Training throughput: samples per second of the real network (pipeline.model.networks.build_network),
+compiled as pipeline.model.training compiles it, trained on random spectrograms of the right shape.
 
 Each step is Keras's compiled train step on one batch (`train_on_batch`, which returns only
 when the step is done); the first step (tracing and compiling the graph) is excluded, then
@@ -15,7 +15,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from bench.timing import cores, load
+from bench.timing import load
+from pipeline.core.measure import cores
 
 STEPS, QUICK_STEPS = 300, 4            # steps after the first, at most
 BUDGET_SECONDS, QUICK_BUDGET = 45.0, 5.0  # per model and device, after the first step
@@ -25,7 +26,7 @@ POOL_BATCHES = 4                       # distinct random batches, cycled
 
 def models(ctx) -> dict:
     """{label: (ModelConfig, variant, batch size)}: the default config's model and the full-size one."""
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     cfg = load_config(ctx.repo / "configs" / "default.toml")
     out = {"default": (cfg, cfg.model)}
@@ -42,9 +43,9 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
     """Train steps (`train_on_batch`, the compiled train step) on random batches, timed one by one."""
     import keras
 
-    from pipeline import constants as C
-    from pipeline.model import make_encoding
-    from pipeline.training import compile_network
+    from pipeline.core import constants as C
+    from pipeline.model.encodings import make_encoding
+    from pipeline.model.training import compile_network
 
     rng = np.random.default_rng(0)
     variant = model_cfg.variant
@@ -56,7 +57,7 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
     with _placed(device):
         keras.utils.set_random_seed(0)
         network = _build(model_cfg, variant, encoding.n_outputs)
-        compile_network(network, cfg, variant)  # as pipeline.training compiles it
+        compile_network(network, cfg, variant)  # as pipeline.model.training compiles it
         started = time.perf_counter()
         marks: list[float] = []
         for step in range(max_steps + 1):
@@ -107,7 +108,7 @@ def gpus() -> list[str]:
 
 
 def _build(model_cfg, variant, n_outputs):
-    from pipeline.model import build_network
+    from pipeline.model.networks import build_network
 
     return build_network(model_cfg, variant, n_outputs, 0.0, 1.0)
 
@@ -130,7 +131,7 @@ def run(ctx) -> dict:
         keras.mixed_precision.set_global_policy("float32")
         cpu = measure(cfg, model_cfg, batch, max_steps, budget, "/CPU:0" if visible else None)
         gpu = None
-        if visible:  # as pipeline.training runs on a GPU: mixed precision when the config asks for it
+        if visible:  # as pipeline.model.training runs on a GPU: mixed precision when the config asks for it
             keras.mixed_precision.set_global_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
             gpu = measure(cfg, model_cfg, batch, STEPS, budget, "/GPU:0")
             keras.mixed_precision.set_global_policy("float32")

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
-from importlib import metadata
 from pathlib import Path
 
-from pipeline.errors import Interrupted, PipelineError, os_error_message
+from pipeline import __version__
+from pipeline.core.errors import STOP_SIGNALS, STOPPED, Interrupted, PipelineError, os_error_message
 
-DISTRIBUTION = "pitch-pipeline"
 DESCRIPTION = ("Render single-note pitch datasets with FluidSynth, compute spectrograms, train an f0 model, "
                "report its errors by pitch, and use it on your own audio.")
 STAGES = {
@@ -29,7 +29,7 @@ STAGES = {
 
 
 def config_from_args(args):
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     overrides = list(args.overrides)
     if getattr(args, "workers", None) is not None:
@@ -48,35 +48,35 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from pipeline.dataset import build_dataset
+    from pipeline.data.dataset import build_dataset
 
     build_dataset(config_from_args(args))
     return 0
 
 
 def _cmd_features(args) -> int:
-    from pipeline.features import build_features
+    from pipeline.data.features import build_features
 
     build_features(config_from_args(args))
     return 0
 
 
 def _cmd_train(args) -> int:
-    from pipeline.training import train
+    from pipeline.model.training import train
 
     train(config_from_args(args))
     return 0
 
 
 def _cmd_report(args) -> int:
-    from pipeline.reporting import build_report
+    from pipeline.report.reporting import build_report
 
     build_report(config_from_args(args))
     return 0
 
 
 def _cmd_check(args) -> int:
-    from pipeline.dataset import check_environment
+    from pipeline.data.dataset import check_environment
 
     for line in check_environment(config_from_args(args)):
         print(line)
@@ -86,8 +86,7 @@ def _cmd_check(args) -> int:
 def _cmd_predict(args) -> int:
     """One line per file on stdout (its CSV, or its summary); one `error: FILE: why` line on
     stderr per file that failed, and `warning: ...` for a silent file; exit 1 if any failed."""
-    from pipeline import prediction
-
+    from pipeline.inference import prediction
     hop = prediction.check_options(args.hop, args.summary, args.batch_size)
     predictor = prediction.load_predictor(Path(args.model) if args.model else None)
     results = []
@@ -115,8 +114,8 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from pipeline.folder_evaluation import evaluate_folder
-    from pipeline.reporting import print_summary
+    from pipeline.report.folder_evaluation import evaluate_folder
+    from pipeline.report.reporting import print_summary
 
     result = evaluate_folder(args.audio_dir, args.model, args.labels, args.output, refine=not args.no_refine)
     for message in result.problems:
@@ -132,14 +131,25 @@ def _cmd_evaluate(args) -> int:
     return 0 if result.ok else 1
 
 
+# --- what the library logs ---------------------------------------------------------------------
+class _Console(logging.Handler):
+    """The library's log lines, as the program's output: information on stdout, warnings and errors
+    on stderr, written to the streams of the moment (a test's captured ones included)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        stream.write(self.format(record) + "\n")
+        stream.flush()
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logger = logging.getLogger("pipeline")
+    logger.setLevel(level)
+    if not any(isinstance(h, _Console) for h in logger.handlers):
+        logger.addHandler(_Console())
+
+
 # --- the parser ----------------------------------------------------------------------------------
-def _version() -> str:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed: pip install -e .)"
-
-
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, metavar="FILE.toml",
                         help="TOML config, e.g. configs/default.toml (default: the built-in defaults)")
@@ -203,7 +213,7 @@ def _add_evaluate_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipeline", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                         help="print the package version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="one of the commands below; pipeline COMMAND --help for its options")
@@ -226,8 +236,8 @@ def _add_export_parser(sub) -> None:
 
 
 def _cmd_export(args) -> int:
-    from pipeline import export
-    from pipeline.inference import default_model_path
+    from pipeline.inference.predictor import default_model_path
+    from pipeline.model import export
 
     cfg = config_from_args(args)
     written = export.export_model(cfg.model_dir / "model.keras", half=not args.float32)
@@ -263,9 +273,6 @@ def _cmd_experiments(args) -> int:
     return 0
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
 def _stop(signum, frame):
     """Ctrl-C, `kill` or a closed terminal: one tidy stop. Signals that follow are ignored, so
     that a second Ctrl-C cannot break the stop itself (it takes about a second at most)."""
@@ -283,20 +290,22 @@ def main(argv: list[str] | None = None) -> int:
     previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
                 if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
-        return _run(build_parser().parse_args(argv))
+        return _run(argv)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if argv is not None else signal.SIG_IGN)
 
 
-def _run(args) -> int:
+def _run(argv: list[str] | None) -> int:
     try:
+        configure_logging()
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or a signal as Interrupted
-        print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
+        print(STOPPED, file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
     except OSError as exc:  # a full disk or a file it may not read, wherever it happened
         message = os_error_message(exc)

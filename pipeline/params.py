@@ -6,7 +6,7 @@ looks, re-renders.
 
 The data stage's file is also how make notices a dataset that is no longer what this config
 builds: `write_stage_params(cfg, "data", out)` runs the data stage's quick check
-(`dataset.outdated`: a clip or shard record missing or changed since the last build, or a
+(`outdated` below: a clip or shard record missing or changed since the last build, or a
 dataset built by a direct `pipeline data --set ...` with other settings) and touches the file
 when it finds something, so that make runs the data stage, which repairs exactly that.
 """
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
 
-from pipeline.artifacts import read_json, write_if_changed
-from pipeline.config import Config
+from pipeline.core.artifacts import read_json, write_if_changed
+from pipeline.core.config import Config
+
+log = logging.getLogger(__name__)
 
 STAGE_SECTIONS = {
     "features": ("features",),
@@ -30,8 +33,8 @@ STAGES = ("data", *STAGE_SECTIONS)
 
 
 def stage_params(cfg: Config, stage: str) -> dict:
-    if stage == "data":  # pipeline.plan owns it: dataset.json records its fingerprint
-        from pipeline.plan import data_params
+    if stage == "data":  # pipeline.data.plan owns it: dataset.json records its fingerprint
+        from pipeline.data.plan import data_params
 
         return data_params(cfg)
     full = cfg.to_dict()
@@ -48,7 +51,7 @@ def write_stage_params(cfg: Config, stage: str, out: Path) -> bool:
     why = outdated(cfg)
     if why is None:
         return False
-    print(f"{cfg.data_dir}: {why}; the data stage runs again")
+    log.info(f"{cfg.data_dir}: {why}; the data stage runs again")
     os.utime(out)
     return True
 
@@ -61,8 +64,8 @@ def outdated(cfg: Config) -> str | None:
     ended (newer than build.json). None when it is this config's dataset as built, or when no
     build has finished (no build.json: make runs the stage for its missing target anyway).
     `pipeline data` itself checks more: every record's rows and every clip's sha256."""
-    from pipeline.clips import BUILD_FILE, CLIP_BYTES, DATASET_FILE, MANIFEST_FILE, SHARDS_DIR
-    from pipeline.plan import params_fingerprint
+    from pipeline.data.clips import BUILD_FILE, CLIP_BYTES, DATASET_FILE, MANIFEST_FILE, SHARDS_DIR
+    from pipeline.data.plan import params_fingerprint
 
     folder = cfg.data_dir
     try:

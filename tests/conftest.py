@@ -9,16 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, load_config
+from pipeline.core.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 TINY_INSTRUMENTS = '["Violin", "Acoustic Grand Piano", "Flute", "Trumpet", "Clarinet"]'
 
 
+@pytest.fixture(autouse=True, scope="session")
+def library_logs_on_the_console():
+    """The library logs (it never prints); the CLI shows those lines on stdout and stderr. Tests that
+    call the library directly read them the same way, with capsys."""
+    from pipeline.cli import configure_logging
+
+    configure_logging()
+
+
 def tiny_config(root: Path, *overrides: str) -> Config:
     """A few notes of a few instruments; Flute is the held-out test instrument."""
-    base = [f'root="{root}"', f'data.soundfont="{TEST_SOUNDFONT}"', f"data.instruments={TINY_INSTRUMENTS}",
+    base = [f'root="{root}"', f'data.soundfonts=["{TEST_SOUNDFONT}"]', f"data.instruments={TINY_INSTRUMENTS}",
             "data.note_low=57", "data.note_high=81", "data.velocities=[100]", "data.shard_size=8",
             'split.test_instruments=["Flute"]', "split.val_share=0.2"]
     return load_config(None, [*base, *overrides])
@@ -27,7 +36,7 @@ def tiny_config(root: Path, *overrides: str) -> Config:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Config:
     """A built tiny dataset (about 125 notes, 375 clips), shared by every test that only reads it."""
-    from pipeline.dataset import build_dataset
+    from pipeline.data.dataset import build_dataset
 
     cfg = tiny_config(tmp_path_factory.mktemp("tiny"))
     build_dataset(cfg)
@@ -55,8 +64,8 @@ def trained_tiny(tiny_dataset, tmp_path_factory) -> Config:
     import io
     import shutil
 
-    from pipeline.features import build_features
-    from pipeline.training import train
+    from pipeline.data.features import build_features
+    from pipeline.model.training import train
 
     cfg = tiny_config(tmp_path_factory.mktemp("trained"), *TINY_MODEL, "train.epochs=6",
                       "train.reference_epochs=1", "train.compare_reference=true")

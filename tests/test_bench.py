@@ -147,7 +147,7 @@ def test_import_breakdown_sums_self_time_per_package():
     stderr = ("import time: self [us] | cumulative | imported package\n"
               "import time:       300 |        300 |     numpy._core\n"
               "import time:       200 |        500 |   numpy\n"
-              "import time:      1000 |       1500 | pipeline.features\n"
+              "import time:      1000 |       1500 | pipeline.data.features\n"
               "warning: not an import line\n"
               "import time:       100 |        100 | numpy.linalg\n")
     found = import_breakdown(stderr)

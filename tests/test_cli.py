@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.clips import load_manifest, read_clip, split_rows
-from pipeline.config import load_config, to_toml
+import pipeline
+from pipeline.core.config import load_config, to_toml
+from pipeline.data.clips import load_manifest, read_clip, split_rows
 from tests.conftest import REPO, TEST_SOUNDFONT, like_a_terminal, run_cli, tiny_config
 
 
@@ -77,7 +77,7 @@ def test_missing_sox(tmp_path):
 def test_sox_is_needed_only_by_builds_that_run_it(tmp_path):
     """The default resampler is libsoxr in-process: no sox on PATH, still the very dataset a
     build with sox at hand gives, every clip of the manifest on disk."""
-    from pipeline.dataset import build_dataset
+    from pipeline.data.dataset import build_dataset
 
     config = write_config(tmp_path, "data.note_high=59")
     proc = run_cli("data", "--config", str(config), env={"PATH": str(tmp_path)})
@@ -130,7 +130,8 @@ def test_features_from_the_command_line(tmp_path, tiny_dataset):
     bit, and a second run leaves them alone."""
     import scipy.signal
 
-    from pipeline.features import LOG_EPSILON, load_split, split_path
+    from pipeline.data.feature_files import load_split, split_path
+    from pipeline.dsp.spectrogram import LOG_EPSILON
 
     config = write_config(tmp_path)
     cfg = load_config(config)
@@ -220,13 +221,13 @@ def test_every_option_has_help_and_there_is_a_version(capsys):
     with pytest.raises(SystemExit) as done:
         parser.parse_args(["--version"])
     assert done.value.code == 0
-    assert capsys.readouterr().out.strip() == f"pipeline {metadata.version('pitch-pipeline')}"
+    assert capsys.readouterr().out.strip() == f"pipeline {pipeline.__version__}"
 
 
 def test_train_keeps_tensorflows_start_up_lines_off_the_terminal():
     """oneDNN's notice and absl's pre-init warning are written while TensorFlow loads; the
     import is the only thing silenced, so a real error still reaches stderr."""
-    code = ("from pipeline.model import import_keras; import sys; import_keras(); "
+    code = ("from pipeline.core.backend import import_keras; import sys; import_keras(); "
             "print('after', file=sys.stderr); import keras; keras.ops.convert_to_tensor([1.0])")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")})

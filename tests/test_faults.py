@@ -22,14 +22,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline import constants as C
-from pipeline.artifacts import write_bytes
-from pipeline.config import to_toml
-from pipeline.dataset import build_dataset
-from pipeline.errors import PipelineError
-from pipeline.features import RECORD_SUFFIX, build_features, features_dir, load_split, record_path, split_path
+from pipeline.core import constants as C
+from pipeline.core.artifacts import write_bytes
+from pipeline.core.config import to_toml
+from pipeline.core.errors import PipelineError
+from pipeline.data.dataset import build_dataset
+from pipeline.data.feature_files import RECORD_SUFFIX, features_dir, load_split, record_path, split_path
+from pipeline.data.features import build_features
+from pipeline.data.plan import make_plan, plan_shards
 from pipeline.params import outdated
-from pipeline.plan import make_plan, plan_shards
 from tests.conftest import REPO, assert_processes_gone, like_a_terminal, run_cli, tiny_config
 
 HANG = 60.0   # bound on waiting for a stopped process: only a hang reaches it
@@ -185,7 +186,7 @@ def test_the_next_build_repairs_exactly_the_damaged_split(tiny_dataset, tmp_path
     capsys.readouterr()
 
     build_features(cfg)
-    out = capsys.readouterr().out
+    out = "".join(capsys.readouterr())
     assert split_path(cfg, split).read_bytes() == good
     assert f"{split}.npy is missing or damaged" in out and f"; {split} built" in out
     assert {s: v for s, v in split_state(cfg).items() if s != split} == others_before  # untouched
@@ -330,7 +331,7 @@ def test_a_stop_still_records_every_shard_that_had_finished(tmp_path, monkeypatc
 
     import tqdm
 
-    from pipeline.dataset import collect_shards
+    from pipeline.data.dataset import collect_shards
 
     cfg = tiny_config(tmp_path, "data.workers=2")
     shards = plan_shards(cfg, list(make_plan(cfg).notes))[:3]
@@ -434,7 +435,7 @@ def test_a_users_files_survive_every_build(tiny_dataset, tmp_path):
 def test_a_clip_write_is_continued_after_a_short_write(tmp_path, monkeypatch):
     """The data stage's clip writer (clips.write_clip) keeps writing when the disk takes part of
     the bytes, and refuses a path outside the dataset."""
-    from pipeline.clips import write_clip
+    from pipeline.data.clips import write_clip
 
     real_write = os.write
     monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(memoryview(data)[:1000])))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.config import to_toml
+from pipeline.core.config import to_toml
 from tests.conftest import REPO, TINY_MODEL, tiny_config
 
 CONFIG = "configs/tiny.toml"
@@ -76,8 +76,8 @@ def repo(tmp_path_factory) -> Path:
     (repo / "configs").mkdir()
     (repo / CONFIG).write_text(to_toml(cfg))
     python = str(repo / ".venv" / "bin" / "python") if (repo / ".venv").exists() else sys.executable
-    found = subprocess.run([python, "-c", "import pipeline.config; print(pipeline.config.__file__)"], cwd=repo,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    code = "import pipeline.core.config; print(pipeline.core.config.__file__)"
+    found = subprocess.run([python, "-c", code], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(found).resolve().is_relative_to(repo.resolve()), f"the copy runs {found}, not its own code"
     assert make(repo, TARGET) == ["data", "features", "train"]
     return repo
@@ -118,7 +118,7 @@ def test_a_training_knob_retrains_without_rendering_or_featurizing(built):
 
 def test_a_change_to_the_training_code_retrains_but_does_not_render(built):
     before = mtimes(built, "data")
-    (built / "pipeline" / "training.py").touch()
+    (built / "pipeline" / "model" / "training.py").touch()
     assert make(built, TARGET) == ["train"]
     assert changed(before, mtimes(built, "data")) == set()
 
@@ -140,12 +140,41 @@ def test_a_change_to_a_data_module_reruns_the_data_stage_and_nothing_renders(bui
     manifest's content unchanged, so it leaves the manifest alone: the features do not run."""
     data = f"data/{NAME}"
     before = mtimes(built, *OUTPUTS)
-    (built / "pipeline" / "rendering.py").touch()
+    (built / "pipeline" / "data" / "rendering.py").touch()
     assert make(built, TARGET) == ["data"]
     assert changed(before, mtimes(built, *OUTPUTS)) == {f"{data}/build.json"}  # make's target for the stage
 
 
 def test_after_a_data_module_change_a_second_make_runs_nothing(built):
-    (built / "pipeline" / "postprocessing.py").touch()
+    (built / "pipeline" / "data" / "postprocessing.py").touch()
     assert make(built, TARGET) == ["data"]
     assert make(built, TARGET) == []
+
+
+def test_an_edit_of_the_features_stage_that_changes_no_feature_checks_once_and_retrains_nothing(built):
+    """The stage runs (its code changed), finds every split intact without reading it, writes its
+    build.json (make's target) and leaves done.json, what training reads, alone."""
+    data = f"data/{NAME}"
+    stage = built / "pipeline" / "data" / "features.py"
+    stage.write_text(stage.read_text() + "# a comment\n")
+    before = mtimes(built, *OUTPUTS)
+    assert make(built, TARGET) == ["features"]
+    assert changed(before, mtimes(built, *OUTPUTS)) == {f"{data}/features/build.json"}
+    assert make(built, TARGET) == []
+
+
+def test_every_stage_depends_on_every_module_its_entry_imports(built):
+    """make's prerequisites of each stage's target hold the import closure of its entry module, and a
+    module the stage does not import (the report's) is not among the data stage's."""
+    from pipeline.core.imports import stage_sources
+
+    database = subprocess.run(["make", "-pnq", f"CONFIG={CONFIG}", TARGET], cwd=built, capture_output=True,
+                              text=True).stdout
+    rules = {line.split(":", 1)[0]: set(line.split(":", 1)[1].split()) for line in database.splitlines()
+             if line.startswith(("data/", "models/")) and ":" in line and not line.startswith("#")}
+    entries = {f"data/{NAME}/build.json": "pipeline.data.dataset",
+               f"data/{NAME}/features/build.json": "pipeline.data.features",
+               f"models/{NAME}/model.keras": "pipeline.model.training"}
+    for target, entry in entries.items():
+        assert set(stage_sources([entry])) <= rules[target], target
+    assert "pipeline/report/reporting.py" not in rules[f"data/{NAME}/build.json"]

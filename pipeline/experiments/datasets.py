@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.pitch import hz_to_midi
 from pipeline.experiments.settings import ClipsSettings
 
 DATA_FOLDER = "data"  # the generator's layout: ROOT/data/NAME
@@ -22,7 +23,7 @@ DATA_FOLDER = "data"  # the generator's layout: ROOT/data/NAME
 def clips_config(clips: ClipsSettings, data_root: Path, seed: int = 0, workers: int = 0):
     """The pipeline Config whose data_dir is data_root/NAME (data_root ending in data/), else
     data_root/data/NAME: the generator always writes ROOT/data/NAME."""
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     data_root = Path(data_root)
     root = data_root.parent if data_root.name == DATA_FOLDER else data_root
@@ -41,8 +42,9 @@ def clips_config(clips: ClipsSettings, data_root: Path, seed: int = 0, workers: 
 
 def build_clips(cfg) -> dict:
     """Render (only what is missing) and featurise; returns what the metrics record about it."""
-    from pipeline.dataset import build_dataset
-    from pipeline.features import build_features, dataset_hash
+    from pipeline.data.dataset import build_dataset
+    from pipeline.data.feature_files import dataset_hash
+    from pipeline.data.features import build_features
 
     manifest = build_dataset(cfg)
     build_features(cfg)
@@ -72,17 +74,15 @@ class Split:
 
 
 def load_clips(cfg, split: str) -> Split:
-    from pipeline.features import load_split
+    from pipeline.data.feature_files import load_split
 
     features, rows = load_split(cfg, split)
     hz = rows["frequency"].to_numpy(np.float64)
-    return Split(features, hz, 69.0 + 12.0 * np.log2(hz / 440.0), rows)
+    return Split(features, hz, hz_to_midi(hz), rows)
 
 
 def read_audio(cfg, rows) -> np.ndarray:
-    """The rows' clips as (N, 5280) float32: pipeline.clips.read_clips, or where it used to live."""
-    try:
-        from pipeline.clips import read_clips
-    except ImportError:
-        from pipeline.dataset import read_clips
+    """The rows' clips as (N, 5280) float32."""
+    from pipeline.data.clips import read_clips
+
     return read_clips(cfg, rows)

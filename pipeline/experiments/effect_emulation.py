@@ -11,13 +11,17 @@ training, validation and test beside the standard deviation of the target.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.measure import timed
 from pipeline.experiments.effect_pairs import RATE, build_pairs
-from pipeline.experiments.report import fmt, new_figure, save_figure, table, timed
+from pipeline.experiments.report import fmt, new_figure, save_figure, table
+
+log = logging.getLogger(__name__)
 
 CONV_FILTERS, CONV_KERNEL, CONV_STRIDE = 32, 32, 4
 MIDDLE_UNITS = 256
@@ -101,7 +105,7 @@ def run(settings, out_dir: Path, data_root: Path) -> dict:
         results[name] = {"params": int(model.count_params()), "loss": [float(v) for v in history["loss"]],
                          "scores": scores(pairs, predictions), **clock.as_dict(), "predictions": predictions}
         rmse = ", ".join(f"{role} RMSE {v['rmse']:.4f}" for role, v in results[name]["scores"].items())
-        print(f"[effect {name}] {rmse}", flush=True)
+        log.info(f"[effect {name}] {rmse}")
     note = _listening_note(pairs, s)
     wavs = _write_wavs(out_dir, note, results)
     figures = [_plot_waveforms(note, results, out_dir / "waveforms.png"), _plot_loss(results, out_dir / "loss.png")]
@@ -122,7 +126,7 @@ def _write_wavs(out_dir: Path, note, results: dict) -> list[str]:
     """16-bit WAVs of one test note, all at the same gain: dry, true wet, each emulation."""
     import soundfile as sf
 
-    from pipeline.artifacts import atomic_path
+    from pipeline.core.artifacts import atomic_path
 
     tracks = {"dry": note.dry, "wet": note.wet,
               **{f"emulated_{k}": r["predictions"][note.name] for k, r in results.items()}}

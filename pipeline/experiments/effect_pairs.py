@@ -52,7 +52,7 @@ def apply_effect(dry: np.ndarray, s) -> np.ndarray:
     tfm.overdrive(s.overdrive_gain_db, s.overdrive_colour)
     wet = tfm.build_array(input_array=np.ascontiguousarray(dry, dtype=np.float32), sample_rate_in=RATE)
     if len(wet) != len(dry):
-        from pipeline.errors import PipelineError
+        from pipeline.core.errors import PipelineError
 
         raise PipelineError(f"sox returned {len(wet)} samples for {len(dry)}; check sox --version")
     return wet.astype(np.float32)
@@ -92,7 +92,7 @@ def piano_pairs(s, soundfont: str) -> list[Pair]:
     """The unseen test: piano notes from the project's renderer, mono, 16 kHz, peak PIANO_PEAK."""
     import soxr
 
-    from pipeline.rendering import Renderer, note_midi_bytes
+    from pipeline.data.rendering import Renderer, note_midi_bytes
 
     renderer = Renderer(soundfont)
     try:
@@ -121,7 +121,7 @@ def build_pairs(s, data_root: Path, soundfont: str, seed: int) -> tuple[list[Pai
         pass
     pairs = sweep_pairs(s, seed) + piano_pairs(s, soundfont)
     write_pairs(folder, pairs)
-    from pipeline.artifacts import write_json
+    from pipeline.core.artifacts import write_json
 
     write_json(folder / PARAMS, {**params, "sha256": digest})
     return pairs, {"path": str(folder), "manifest_sha256": _sha(folder / MANIFEST), "reused": False}
@@ -131,7 +131,7 @@ def write_pairs(folder: Path, pairs: list[Pair]) -> None:
     import pandas as pd
     import soundfile as sf
 
-    from pipeline.artifacts import atomic_path, write_text
+    from pipeline.core.artifacts import atomic_path, write_text
 
     rows = []
     for p in pairs:
@@ -153,6 +153,6 @@ def read_pairs(folder: Path) -> list[Pair]:
 
 
 def _sha(path: Path) -> str:
-    from pipeline.artifacts import sha256_file
+    from pipeline.core.artifacts import sha256_file
 
     return sha256_file(path)

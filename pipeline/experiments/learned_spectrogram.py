@@ -15,12 +15,16 @@ of 56 (noverlap 200), the only reading that gives 33 frames.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.experiments.report import fmt, new_figure, save_figure, table, timed
+from pipeline.core.measure import timed
+from pipeline.experiments.report import fmt, new_figure, save_figure, table
+
+log = logging.getLogger(__name__)
 
 DB_RANGE = 40.0        # dB below the peak that the log-scaled comparison looks at
 TEST_TONES = 4
@@ -104,8 +108,8 @@ def learn_linear_map(make_targets, n_in: int, steps_per_epoch: int, epochs: int,
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "last_step_loss": losses[-1],
                         "held_out_relative_error": float(np.linalg.norm(pred - held_y) / np.linalg.norm(held_y)),
                         "seconds": clock.wall})
-        print(f"[{name}] epoch {epoch}/{epochs} loss {history[-1]['loss']:.3g} held-out relative error "
-              f"{history[-1]['held_out_relative_error']:.3g} ({clock.wall:.0f} s)", flush=True)
+        log.info(f"[{name}] epoch {epoch}/{epochs} loss {history[-1]['loss']:.3g} held-out relative error "
+              f"{history[-1]['held_out_relative_error']:.3g} ({clock.wall:.0f} s)")
     return np.asarray(model.layers[-1].kernel, np.float64), history
 
 
@@ -136,7 +140,7 @@ def run(settings, out_dir: Path, data_root: Path) -> dict:
 
 
 def _check(s) -> None:
-    from pipeline.errors import PipelineError
+    from pipeline.core.errors import PipelineError
 
     if not 0 <= s.noverlap < s.nperseg <= s.window_samples:
         raise PipelineError("experiments.learned_spectrogram needs 0 <= noverlap < nperseg <= window_samples; "

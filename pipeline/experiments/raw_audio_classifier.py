@@ -4,7 +4,7 @@ spectrogram model on the same clips, split and budget.
 The raw model is the post's: 16 kHz samples in (here a clip's 5,280), four Conv1D layers of
 4, 8, 12 and 16 filters (kernel 9, ReLU) each followed by AveragePooling1D(4), Flatten, Dense
 512 (ReLU), softmax over the 128 MIDI pitches; categorical cross-entropy, Adam at 1e-4. The
-spectrogram model is the project's body (`pipeline.model.build_network`, bins variant) with the
+spectrogram model is the project's body (`pipeline.model.networks.build_network`, bins variant) with the
 same 128-way softmax, trained with the same optimizer, batch and epochs. Labels are the clips'
 frequencies rounded to the nearest MIDI note; RPA50 scores the predicted note's frequency
 against the exact (detuned) label, so a right note can still miss by more than 50 cents.
@@ -12,12 +12,16 @@ against the exact (detuned) label, so a right note can still miss by more than 5
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.experiments.report import fmt, new_figure, save_figure, table, timed
+from pipeline.core.measure import timed
+from pipeline.experiments.report import fmt, new_figure, save_figure, table
+
+log = logging.getLogger(__name__)
 
 CLASSES = 128
 RAW_FILTERS = (4, 8, 12, 16)
@@ -40,8 +44,8 @@ def raw_network(samples: int):
 
 def spectrogram_network(width: float, input_mean: float, input_std: float):
     """The project's spectrogram body with a 128-way softmax (its bins head, one bin per MIDI note)."""
-    from pipeline.config import load_config
-    from pipeline.model import build_network
+    from pipeline.core.config import load_config
+    from pipeline.model.networks import build_network
 
     model_cfg = load_config(None, [f"model.width={width}"]).model
     return build_network(model_cfg, "bins", CLASSES, input_mean, input_std, width=width)
@@ -88,8 +92,8 @@ def train_with_curve(model, x, y, test: tuple, epochs: int, batch: int, lr: floa
 
         def on_epoch_end(self, epoch, logs=None):
             curve.append(_point(self.model, test, float(epoch + 1), logs))
-            print(f"[{name}] epoch {epoch + 1}/{epochs} loss {logs['loss']:.3f} test accuracy "
-                  f"{curve[-1]['accuracy']:.3f} RPA50 {curve[-1]['rpa50']:.3f}", flush=True)
+            log.info(f"[{name}] epoch {epoch + 1}/{epochs} loss {logs['loss']:.3f} test accuracy "
+                  f"{curve[-1]['accuracy']:.3f} RPA50 {curve[-1]['rpa50']:.3f}")
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy",
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
@@ -148,12 +152,13 @@ def _product_model(path: Path, audio_test: np.ndarray, test) -> dict | None:
     """The project's trained model (another dataset, other clips) on these test clips, if it exists."""
     if not path.is_file():
         return {"path": str(path), "skipped": "no trained model there (make train)"}
-    from pipeline.features import spectrogram
-    from pipeline.model import Predictor
+    from pipeline.core.pitch import hz_to_midi
+    from pipeline.dsp.spectrogram import spectrogram
+    from pipeline.model.networks import Predictor
 
     predictor = Predictor.load(path)
     hz, _ = predictor.predict(spectrogram(audio_test, predictor.scaling))
-    midi = 69.0 + 12.0 * np.log2(np.maximum(hz, 1e-3) / 440.0)
+    midi = hz_to_midi(np.maximum(hz, 1e-3))
     cents = 1200.0 * np.abs(np.log2(np.maximum(hz, 1e-3) / test.hz))
     return {"path": str(path), "variant": predictor.variant,
             "accuracy": float(np.mean(note_classes(midi) == note_classes(test.midi))),

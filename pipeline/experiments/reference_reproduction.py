@@ -14,12 +14,16 @@ targets: a regressor that collapses predicts the mean, and the spread ratio goes
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.experiments.report import fmt, new_figure, save_figure, table, timed
+from pipeline.core.measure import timed
+from pipeline.experiments.report import fmt, new_figure, save_figure, table
+
+log = logging.getLogger(__name__)
 
 ORIGINAL_MAE_STD_UNITS = 0.03
 ORIGINAL_MEAN_ERROR_HZ = 19.24
@@ -127,10 +131,10 @@ def train_and_watch(model, train, val, label: tuple[float, float], epochs: int, 
                      "spread_inference": float(pred.std() / yv.std()),
                      "spread_dropout_on": float(noisy.std() / yv.std()),
                      "samples_per_second": len(x) / clock.wall, "seconds": clock.wall})
-        print(f"[reference {name}] epoch {epoch}/{epochs} loss {loss:.3f} val MAE {rows[-1]['val_mae_std_units']:.3f} "
-              f"({rows[-1]['val_mae_hz']:.0f} Hz) spread {rows[-1]['spread_inference']:.2f} "
-              f"(dropout on {rows[-1]['spread_dropout_on']:.2f}) {rows[-1]['samples_per_second']:.1f} clips/s",
-              flush=True)
+        log.info(f"[reference {name}] epoch {epoch}/{epochs} loss {loss:.3f} "
+                 f"val MAE {rows[-1]['val_mae_std_units']:.3f} ({rows[-1]['val_mae_hz']:.0f} Hz) "
+                 f"spread {rows[-1]['spread_inference']:.2f} (dropout on {rows[-1]['spread_dropout_on']:.2f}) "
+                 f"{rows[-1]['samples_per_second']:.1f} clips/s")
     return rows
 
 
@@ -176,7 +180,7 @@ def run(settings, out_dir: Path, data_root: Path) -> dict:
     r = settings.reference
     unknown = sorted(set(r.full_width_variants + r.study_variants) - set(VARIANTS))
     if unknown:
-        from pipeline.errors import PipelineError
+        from pipeline.core.errors import PipelineError
 
         raise PipelineError(f"unknown reference variant {unknown[0]!r} in experiments.reference; "
                             f"choose from {', '.join(VARIANTS)}")

@@ -7,13 +7,9 @@ tool versions, the CPU/GPU and the wall and CPU seconds of the run.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import platform
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.core import measure
 from pipeline.experiments.settings import EXPERIMENTS
 
 REPORT_FILE = "report.md"
@@ -23,15 +19,7 @@ PLOT_DPI = 110
 
 
 def machine() -> dict:
-    """The CPU model and core count, and the GPUs TensorFlow sees (if it was imported)."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine (pipeline.core.measure), and the GPUs TensorFlow sees (if it was imported)."""
     gpus = []
     try:
         import tensorflow as tf
@@ -39,36 +27,11 @@ def machine() -> dict:
         gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     except ImportError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "gpus": gpus, "device": "GPU" if gpus else "CPU"}
-
-
-@dataclasses.dataclass
-class Clock:
-    """Wall and CPU seconds of a block (CPU: this process's threads plus finished children)."""
-    wall: float = 0.0
-    cpu: float = 0.0
-
-    def as_dict(self) -> dict:
-        return {"wall_seconds": round(self.wall, 2), "cpu_seconds": round(self.cpu, 2)}
-
-
-def _cpu_now() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-@contextmanager
-def timed():
-    clock = Clock()
-    wall, cpu = time.perf_counter(), _cpu_now()
-    try:
-        yield clock
-    finally:
-        clock.wall, clock.cpu = time.perf_counter() - wall, _cpu_now() - cpu
+    return {**measure.machine(), "cores": measure.cores(), "gpus": gpus, "device": "GPU" if gpus else "CPU"}
 
 
 def write_metrics(folder: Path, metrics: dict) -> Path:
-    from pipeline.artifacts import tool_versions, write_json
+    from pipeline.core.artifacts import tool_versions, write_json
 
     path = Path(folder) / METRICS_FILE
     write_json(path, {**metrics, "versions": tool_versions(), "machine": machine()})
@@ -76,7 +39,7 @@ def write_metrics(folder: Path, metrics: dict) -> Path:
 
 
 def write_section(folder: Path, text: str) -> Path:
-    from pipeline.artifacts import write_text
+    from pipeline.core.artifacts import write_text
 
     path = Path(folder) / SECTION_FILE
     write_text(path, text.rstrip() + "\n")
@@ -85,7 +48,7 @@ def write_section(folder: Path, text: str) -> Path:
 
 def assemble_report(out_root: Path) -> Path:
     """report.md: a title, then every experiment's section.md that exists, in EXPERIMENTS order."""
-    from pipeline.artifacts import write_text
+    from pipeline.core.artifacts import write_text
 
     out_root = Path(out_root)
     parts = ["# Experiments: the original write-ups reproduced\n",
@@ -114,7 +77,7 @@ def save_figure(fig, path: Path) -> str:
     """Save atomically and close; returns the file name, for the section's image link."""
     import matplotlib.pyplot as plt
 
-    from pipeline.artifacts import atomic_path
+    from pipeline.core.artifacts import atomic_path
 
     path = Path(path)
     fig.tight_layout()

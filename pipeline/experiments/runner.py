@@ -8,15 +8,19 @@ records (scale, timing, machine, versions) and writes the files.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from pathlib import Path
 
-from pipeline.experiments.report import assemble_report, timed, write_metrics, write_section
+from pipeline.core.measure import timed
+from pipeline.experiments.report import assemble_report, write_metrics, write_section
 from pipeline.experiments.settings import EXPERIMENTS, ExperimentsSettings, at_scale
+
+log = logging.getLogger(__name__)
 
 
 def check_names(names) -> list[str]:
-    from pipeline.errors import PipelineError
+    from pipeline.core.errors import PipelineError
 
     chosen = list(EXPERIMENTS) if not names else list(names)
     unknown = [n for n in chosen if n not in EXPERIMENTS]
@@ -28,7 +32,7 @@ def check_names(names) -> list[str]:
 def run_experiments(settings: ExperimentsSettings, names: list[str] | None, out_root: Path,
                     data_root: Path) -> dict:
     """Run the named experiments (all when None) at settings.scale; returns {name: metrics}."""
-    from pipeline.artifacts import ensure_dir
+    from pipeline.core.artifacts import ensure_dir
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     effective = at_scale(settings)
@@ -37,16 +41,16 @@ def run_experiments(settings: ExperimentsSettings, names: list[str] | None, out_
     for name in check_names(names):
         module = importlib.import_module(f"pipeline.experiments.{name}")
         folder = ensure_dir(out_root / name)
-        print(f"=== {name} (scale: {effective.scale}) -> {folder}", flush=True)
+        log.info(f"=== {name} (scale: {effective.scale}) -> {folder}")
         with timed() as clock:
             metrics = module.run(effective, folder, data_root)
         metrics.update(scale=effective.scale, seed=effective.seed, **clock.as_dict())
         write_metrics(folder, metrics)
         write_section(folder, module.section(metrics) + _timing_line(metrics))
         results[name] = metrics
-        print(f"=== {name}: {clock.wall:.0f} s wall, {clock.cpu:.0f} s CPU", flush=True)
+        log.info(f"=== {name}: {clock.wall:.0f} s wall, {clock.cpu:.0f} s CPU")
     report = assemble_report(out_root)
-    print(f"report: {report}")
+    log.info(f"report: {report}")
     return results
 
 

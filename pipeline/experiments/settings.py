@@ -10,12 +10,12 @@ ignored, so an original-scale run always means the same thing.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
+from pipeline.core.typed_toml import Rules, apply_overrides, build, read_toml
 
 EXPERIMENTS = ("reference_reproduction", "raw_audio_classifier", "learned_spectrogram", "effect_emulation")
 SCALES = ("default", "original")
@@ -148,53 +148,17 @@ def load_settings(path: str | Path | None = None, overrides: typing.Iterable[str
     (`reference.epochs=5` or `experiments.reference.epochs=5`)."""
     raw: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise PipelineError(f"settings file {path} not found; use configs/experiments.toml")
-        try:
-            raw = tomllib.loads(path.read_text()).get("experiments", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise PipelineError(f"settings file {path} is not valid TOML ({exc}); fix the syntax") from None
-    for text in overrides:
-        from pipeline.config import parse_override
-
-        keys, value = parse_override(text)
-        keys = keys[1:] if keys[0] == "experiments" else keys
-        table = raw
-        for key in keys[:-1]:
-            table = table.setdefault(key, {})
-        table[keys[-1]] = value
-    return _build(ExperimentsSettings, raw, "experiments.")
-
-
-def _build(cls, raw: dict, prefix: str):
-    if not isinstance(raw, dict):
-        raise PipelineError(f"settings key {prefix.rstrip('.')} must be a table")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise PipelineError(f"unknown settings key {prefix}{unknown[0]}; known here: {', '.join(sorted(known))}")
-    values = {}
-    for name, value in raw.items():
-        hint = hints[name]
-        key = f"{prefix}{name}"
-        values[name] = _build(hint, value, key + ".") if dataclasses.is_dataclass(hint) else _coerce(key, value, hint)
-    settings = cls(**values)
-    if cls is ExperimentsSettings and settings.scale not in SCALES:
+        raw = read_toml(path, "settings file", "use configs/experiments.toml").get("experiments", {})
+    settings = build(ExperimentsSettings, apply_overrides(raw, overrides, drop_prefix="experiments"), RULES,
+                     "experiments.")
+    if settings.scale not in SCALES:
         raise PipelineError(f"settings key experiments.scale is {settings.scale!r}; choose default or original")
     return settings
 
 
-def _coerce(key: str, value, hint):
-    if typing.get_origin(hint) is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise PipelineError(f"settings key {key} must be a list, got {value!r}")
-        return tuple(_coerce(key, v, typing.get_args(hint)[0]) for v in value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise PipelineError(f"settings key {key} must be a {hint.__name__}, got {value!r}")
-    if hint in (int, float) and value < 0:
+def _not_negative(key: str, value) -> None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise PipelineError(f"settings key {key} = {value!r} is negative; use 0 or more")
-    return value
+
+
+RULES = Rules(noun="settings key", check=_not_negative)

@@ -1,0 +1,128 @@
+"""folder_evaluation: labels from names and CSVs, pipeline evaluate with a stand-in estimator."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from pipeline.cli import main
+from pipeline.core.errors import PipelineError
+from pipeline.report import folder_evaluation
+from pipeline.report.folder_evaluation import evaluate_folder, label_from_name, labels_from_csv
+from pipeline.report.reporting import format_summary
+
+
+@pytest.mark.parametrize("name, hz", [
+    ("A4.wav", 440.0), ("Cs4.wav", 277.1826), ("C#4.wav", 277.1826), ("Db4.flac", 277.1826),
+    ("Bb3.wav", 233.0819), ("a4.wav", 440.0), ("piano_A4.wav", 440.0), ("take-2 E2.ogg", 82.4069),
+    ("violin_A4_69_441.27_sustain_v100.wav", 441.27),
+    ("acoustic_grand_piano_Cs4_61_275.00_attack_v64.wav", 275.0),
+])
+def test_label_from_name(name, hz):
+    assert label_from_name(name) == pytest.approx(hz, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["noise.wav", "A4_B4.wav", "H4.wav", "recording.wav"])
+def test_label_from_name_without_a_note(name):
+    assert label_from_name(name) is None
+
+
+def test_labels_from_csv(tmp_path):
+    (tmp_path / "labels.csv").write_text("path,frequency,note,instrument\na.wav,441.0,,oboe\nb.wav,,A3,oboe\n"
+                                         "c.wav,,,oboe\n")
+    labels = labels_from_csv(tmp_path / "labels.csv", tmp_path / "audio")
+    assert labels["label_hz"].tolist()[:2] == [441.0, 220.0] and np.isnan(labels["label_hz"][2])
+    assert labels["file"][0] == str(tmp_path / "audio" / "a.wav")
+    (tmp_path / "bad.csv").write_text("file,hz\nx.wav,1\n")
+    with pytest.raises(PipelineError, match="path column"):
+        labels_from_csv(tmp_path / "bad.csv", tmp_path)
+    with pytest.raises(PipelineError, match="not found"):
+        labels_from_csv(tmp_path / "missing.csv", tmp_path)
+
+
+def _write_notes(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        sf.write(folder / name, np.zeros(1600, dtype=np.float32), 16000)
+
+
+ANSWERS = {"A4.wav": 441.0, "C#4.wav": 277.0, "Db4.wav": 554.4, "violin_A3_57_221.00_sustain_v100.wav": 221.0}
+
+
+def _answers(paths):
+    return np.array([ANSWERS[p.split("/")[-1]] for p in paths])
+
+
+def test_evaluate_folder_writes_tables(tmp_path):
+    audio = tmp_path / "notes"
+    _write_notes(audio, list(ANSWERS))
+    result = evaluate_folder(audio, None, output_dir=tmp_path / "out", estimate=_answers)
+    assert result.ok and result.problems == () and result.files == 4 and result.output_dir == tmp_path / "out"
+    assert "RPA 50 cents" in format_summary(result.summary)
+    by_pitch = pd.read_csv(tmp_path / "out" / "by_pitch.csv")
+    assert sorted(by_pitch["midi"]) == [57, 61, 69] and by_pitch["count"].sum() == 4
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    model = metrics["estimators"]["model"]
+    assert model["octave_error_rate"] == pytest.approx(1 / 4)   # Db4 an octave up
+    assert model["count"] == 4 and model["missing"] == 0 and model["rpa50"] == pytest.approx(3 / 4)
+    page = (tmp_path / "out" / "report.md").read_text()
+    assert page.startswith(f"# Evaluation of {audio}")
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in page.splitlines()
+            if line.startswith("| ") and line.count("|") == 3}
+    assert rows["clips"] == "4" and rows["RPA 50 cents"] == "75.0%" and rows["octave errors"] == "25.0%"
+
+
+def test_evaluate_folder_reports_each_bad_file(tmp_path):
+    audio = tmp_path / "notes"
+    _write_notes(audio, ["A4.wav", "noise.wav", "E2.wav", "G3.wav"])
+
+    def estimate(paths):
+        hz = np.array([440.0 if p.endswith("A4.wav") else np.nan for p in paths])
+        errors = ["cannot read audio" if p.endswith("G3.wav") else None for p in paths]
+        return hz, errors
+
+    result = evaluate_folder(audio, None, output_dir=tmp_path / "out", estimate=estimate)
+    assert not result.ok and result.files == 4
+    problems = "\n".join(result.problems)
+    assert "noise.wav: no pitch label" in problems
+    assert "E2.wav: no pitch found" in problems
+    assert "G3.wav: cannot read audio" in problems and len(result.problems) == 3
+    # the labeled files still give tables, failures as misses: A4 right, E2 and G3 missed
+    by_pitch = pd.read_csv(tmp_path / "out" / "by_pitch.csv")
+    assert by_pitch["count"].sum() == 3 and by_pitch["missing"].sum() == 2
+
+
+def test_evaluate_with_labels_csv_and_a_missing_file(tmp_path):
+    audio = tmp_path / "notes"
+    _write_notes(audio, ["one.wav"])
+    (tmp_path / "labels.csv").write_text("path,note,instrument\none.wav,A4,oboe\ntwo.wav,B4,oboe\n")
+    result = evaluate_folder(audio, None, tmp_path / "labels.csv", tmp_path / "out",
+                             estimate=lambda paths: np.full(len(paths), 440.0))
+    assert not result.ok and any("two.wav: file not found" in p for p in result.problems)
+    assert pd.read_csv(tmp_path / "out" / "by_instrument.csv")["instrument"].tolist() == ["oboe"]
+
+
+def test_the_command_prints_the_summary_and_one_line_per_problem(tmp_path, monkeypatch, capsys):
+    audio = tmp_path / "notes"
+    _write_notes(audio, [*ANSWERS, "noise.wav"])
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"stand-in: the estimator below is used instead")
+    monkeypatch.setattr(folder_evaluation, "model_estimator", lambda path, refine=True: _answers)
+    code = main(["evaluate", str(audio), "--model", str(model), "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "RPA 50 cents" in out and f"tables in {tmp_path / 'out'}" in out
+    assert err.splitlines() == ["error: noise.wav: no pitch label; name the file like A4.wav, Cs4.wav or Db4.wav, "
+                                "or list it in a --labels CSV with a frequency or note",
+                                "1 of 5 files failed (those with a label count as misses)"]
+
+
+def test_evaluate_without_a_model_is_a_clear_error(tmp_path, capsys):
+    audio = tmp_path / "notes"
+    _write_notes(audio, ["A4.wav"])
+    with pytest.raises(PipelineError, match="make train"):
+        evaluate_folder(audio, tmp_path / "nope.keras", output_dir=tmp_path / "out")
+    assert main(["evaluate", str(audio), "--model", str(tmp_path / "nope.keras")]) == 2
+    assert capsys.readouterr().err.startswith("error: model ")
