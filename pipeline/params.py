@@ -65,6 +65,7 @@ def outdated(cfg: Config) -> str | None:
     build has finished (no build.json: make runs the stage for its missing target anyway).
     `pipeline data` itself checks more: every record's rows and every clip's sha256."""
     from pipeline.data.clips import BUILD_FILE, CLIP_BYTES, DATASET_FILE, MANIFEST_FILE, SHARDS_DIR
+    from pipeline.data.phrase_build import FRAMES_FILE, PHRASES_FILE
     from pipeline.data.plan import params_fingerprint
 
     folder = cfg.data_dir
@@ -79,6 +80,12 @@ def outdated(cfg: Config) -> str | None:
     if clips is None:
         return f"{MANIFEST_FILE} is missing or unreadable"
     files = [DATASET_FILE, MANIFEST_FILE, *(f"{SHARDS_DIR}/{key}.csv" for key in info.get("shards", []))]
+    if "phrases" in info:
+        phrase_files = _phrase_paths(folder / PHRASES_FILE)
+        if phrase_files is None:
+            return f"{PHRASES_FILE} is missing or unreadable"
+        files += [PHRASES_FILE, FRAMES_FILE, *(f"{SHARDS_DIR}/{key}.csv" for key in info["phrases"].get("shards", [])),
+                  *phrase_files]
     base = f"{folder}{os.sep}"
     for relpath, size in [*((f, None) for f in files), *((c, CLIP_BYTES) for c in clips)]:
         if relpath.startswith("/") or ".." in relpath.split("/"):  # check_inside's rule, 7 times cheaper
@@ -90,6 +97,15 @@ def outdated(cfg: Config) -> str | None:
         if stat.st_mtime_ns > finished or size not in (None, stat.st_size):
             return f"{relpath} changed after the last build"
     return None
+
+
+def _phrase_paths(path: Path) -> list[str] | None:
+    """Every file phrases.csv lists (each phrase's WAV, frame table and curve)."""
+    try:
+        with open(path, newline="") as fh:
+            return [row[c] for row in csv.DictReader(fh) for c in ("path", "frames_path", "curve_path")]
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return None
 
 
 def _manifest_paths(path: Path) -> list[str] | None:

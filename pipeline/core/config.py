@@ -66,6 +66,27 @@ class TonesConfig:
     variants: int = 1                  # tones drawn per (kind, note)
 
 
+VOICE_REGISTERS = ("male", "female", "child", "soprano")  # pipeline/data/voice.py's
+PHRASE_SOURCES = ("soundfont", "voice", "tone")
+
+
+@dataclass(frozen=True)
+class PhrasesConfig:
+    """Phrases (pipeline/data/phrases.py): clips of a few seconds whose pitch moves (melodies with
+    legato, glides, vibrato, trills, scoops, falls and rests; speech and sung lines of the voice
+    source), each with its f0 every 10 ms, next to the single-note clips."""
+    enabled: bool = False
+    seconds: float = 4.0               # each phrase's length
+    per_instrument: int = 2            # phrases per soundfont and instrument (data.instruments + instruments)
+    instruments: tuple[str, ...] = ("Choir Aahs", "Voice Oohs", "Synth Voice")  # GM voices, phrases only
+    tones: int = 0                     # phrases per synthetic tone kind (tones.kinds)
+    voices: int = 0                    # phrases of the voice source (glottal pulses through formants)
+    registers: tuple[str, ...] = VOICE_REGISTERS   # the voices' registers, drawn in turn
+    speech_share: float = 0.5          # voice phrases that speak; the others sing
+    audit_cents: float = 25.0          # a frame whose sure independent estimate is farther off is flagged
+    shard_size: int = 8                # phrases per shard, the unit of work and of resume
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Real rooms and microphones (pipeline/data/augmentation.py's AugmentSettings, by plan.augment_settings),
@@ -186,6 +207,7 @@ class Config:
     root: str = "."                    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME
     data: DataConfig = field(default_factory=DataConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
+    phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -219,6 +241,7 @@ _CHOICES = {
     "data.segments": set(C.SEGMENTS),
     "data.resampler": {"soxr", "sox"},
     "tones.kinds": set(TONE_KINDS),
+    "phrases.registers": set(VOICE_REGISTERS),
     "split.test": {"instrument", "random"},
     "features.scaling": {"log", "db", "linear"},
     "features.dtype": {"float16", "float32"},
@@ -240,6 +263,9 @@ _RANGES = {
     "data.hold_seconds": (C.CLIP_SECONDS + 0.05, 60), "data.release_seconds": (C.CLIP_SECONDS, 60),
     "data.sustain_at": (0, 1), "data.gain": (0.01, 10), "data.workers": (0, 4096),
     "data.shard_size": (1, 100_000), "tones.variants": (1, 1000),
+    "phrases.seconds": (1.0, 17.0), "phrases.per_instrument": (0, 100_000), "phrases.tones": (0, 100_000),
+    "phrases.voices": (0, 10_000_000), "phrases.speech_share": (0, 1), "phrases.audit_cents": (1, 1200),
+    "phrases.shard_size": (1, 10_000),
     "augment.rt60_s": (0.01, 10), "augment.drr_db": (-30, 40), "augment.snr_db": (-20, 100),
     "augment.hum_snr_db": (-20, 100), "augment.level_db": (0, 40), "augment.noise_weights": (0, 1000),
     "audit.mismatch_cents": (1, 1200), "audit.tune_min_cents": (0, 100), "audit.tune_max_spread_cents": (0, 100),
@@ -261,8 +287,10 @@ _RANGES = {
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 # lists whose entries must differ (instruments also by program, when the plan resolves them)
 _UNIQUE = {"data.soundfonts", "data.instruments", "data.velocities", "data.segments", "tones.kinds",
-           "augment.noise_kinds", "augment.mp3_kbps", "split.test_instruments", "split.test_sources"}
-_INSTRUMENT_KEYS = {"data.instruments", "split.test_instruments"}  # names, or program numbers as integers
+           "augment.noise_kinds", "augment.mp3_kbps", "split.test_instruments", "split.test_sources",
+           "phrases.instruments", "phrases.registers"}
+# names, or program numbers as integers
+_INSTRUMENT_KEYS = {"data.instruments", "split.test_instruments", "phrases.instruments"}
 # keys of older configs: what replaced them
 _REMOVED = {
     "augment.reverb": "use augment.fluid_reverb_share (FluidSynth's reverb) and augment.room_share (rooms)",

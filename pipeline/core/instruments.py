@@ -73,3 +73,31 @@ def resolve_instrument(spec: str | int) -> Instrument:
             "use a General MIDI name such as 'Violin' or a program number 0-127"
         raise PipelineError(f"unknown instrument {spec!r}; {hint}")
     return Instrument(program, GM_PROGRAMS[program], GM_FAMILIES[program // 8])
+
+
+# Where each instrument is played, as MIDI notes (low, high): phrases keep their melodies inside
+# it (a violin line at A0 is no violin). By family, then the programs whose range differs.
+FAMILY_RANGES = {
+    "piano": (21, 108), "chromatic_percussion": (48, 96), "organ": (36, 96), "guitar": (40, 88),
+    "bass": (28, 67), "strings": (36, 96), "ensemble": (36, 96), "brass": (36, 84), "reed": (44, 88),
+    "pipe": (60, 96), "synth_lead": (36, 96), "synth_pad": (36, 96), "synth_effects": (36, 96),
+    "ethnic": (48, 84), "percussive": (36, 84), "sound_effects": (36, 84),
+}
+PROGRAM_RANGES = {
+    "Celesta": (60, 108), "Glockenspiel": (79, 108), "Music Box": (60, 96), "Vibraphone": (53, 89),
+    "Marimba": (45, 96), "Xylophone": (65, 108), "Tubular Bells": (60, 77),
+    "Violin": (55, 100), "Viola": (48, 88), "Cello": (36, 76), "Contrabass": (28, 67),
+    "Orchestral Harp": (24, 103), "Timpani": (40, 57),
+    "Choir Aahs": (43, 84), "Voice Oohs": (43, 84), "Synth Voice": (43, 84),
+    "Trumpet": (54, 86), "Trombone": (40, 72), "Tuba": (28, 58), "Muted Trumpet": (54, 84),
+    "French Horn": (34, 77),
+    "Soprano Sax": (56, 88), "Alto Sax": (49, 81), "Tenor Sax": (44, 76), "Baritone Sax": (36, 69),
+    "Oboe": (58, 91), "English Horn": (52, 81), "Bassoon": (34, 75), "Clarinet": (50, 94),
+    "Piccolo": (74, 108), "Fiddle": (55, 100),
+}
+
+
+def playable_range(program: int) -> tuple[int, int]:
+    """The MIDI notes (low, high) a GM program is usually played in."""
+    inst = resolve_instrument(program)
+    return PROGRAM_RANGES.get(inst.name, FAMILY_RANGES[inst.family])

@@ -22,6 +22,7 @@ and `load_manifest(cfg.data_dir)` read the same file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import struct
@@ -121,6 +122,16 @@ def clip_intact(data_dir: str | Path, relpath: str, sha256: str) -> bool:
     except OSError:
         return False
     return len(data) == CLIP_BYTES and sha256_bytes(data) == sha256
+
+
+def file_intact(data_dir: str | Path, relpath: str, sha256: str) -> bool:
+    """Whether the file at `relpath` (of any length: a phrase, its frame table) is there with the
+    bytes whose sha256 its record holds."""
+    try:
+        with open(check_inside(data_dir, relpath), "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest() == sha256
+    except OSError:
+        return False
 
 
 def write_manifest(data_dir: str | Path, manifest: pd.DataFrame) -> bool:

@@ -20,13 +20,10 @@ covers it.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
 import logging
 import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,11 +31,9 @@ import numpy as np
 from pipeline.core import constants as C
 from pipeline.core import workers
 from pipeline.core.artifacts import (
-    atomic_path,
     ensure_dir,
     remove_stale_temporaries,
     sha256_bytes,
-    sync_filesystem,
     tool_versions,
     write_if_changed,
     write_json,
@@ -46,7 +41,7 @@ from pipeline.core.artifacts import (
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import note_name
-from pipeline.data import audit, augmentation, tones
+from pipeline.data import audit, augmentation, shard_runs, tones
 from pipeline.data import postprocessing as post
 from pipeline.data.augmentation import AugmentSpec
 from pipeline.data.clips import (
@@ -55,12 +50,13 @@ from pipeline.data.clips import (
     DATASET_FILE,
     MANIFEST_COLUMNS,
     SHARDS_DIR,
-    TEXT_COLUMNS,
     clip_intact,
     wav_bytes,
     write_clip,
     write_manifest,
 )
+from pipeline.data.phrase_build import build_phrases
+from pipeline.data.phrase_plan import phrase_sources
 from pipeline.data.plan import NoteSpec, Plan, ShardTask, make_plan, params_fingerprint, plan_shards
 from pipeline.data.rendering import Renderer, block_align, note_midi_bytes, require_fluidsynth, soundfont_stat
 from pipeline.data.splits import assign_splits, check_splits
@@ -210,35 +206,6 @@ def check_environment(cfg: Config) -> list[str]:
 
 
 # --- shard records: what makes a build resumable -------------------------------------
-def record_path(cfg: Config, key: str) -> Path:
-    return cfg.data_dir / SHARDS_DIR / f"{key}.csv"
-
-
-def _write_record(cfg: Config, key: str, rows: list[dict]) -> None:
-    """The shard's rows as CSV (None as an empty field), written once its clips are durable: one
-    syncfs for the shard's clips (an fsync each costs 20 times as much), so that no record ever
-    lists a clip a power loss could take back. The csv module: a tenth of pandas' cost."""
-    sync_filesystem(cfg.data_dir)
-    with atomic_path(record_path(cfg, key)) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["path"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _read_record(path: Path) -> tuple[pd.DataFrame | None, str | None]:
-    """(the record, None), or (None, what is wrong with it); (None, None) when there is none."""
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS), None
-    except FileNotFoundError:
-        return None, None
-    except pd.errors.EmptyDataError:
-        return None, "is empty"
-    except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' ParserError is a ValueError
-        return None, f"is garbled ({type(exc).__name__})"
-
-
 def _record_problem(cfg: Config, task: ShardTask, frame: pd.DataFrame) -> str | None:
     """What is wrong with a shard's record or the clips it lists (each one's size and sha256)."""
     missing = [c for c in RECORD_COLUMNS if c not in frame.columns]
@@ -256,88 +223,17 @@ def _record_problem(cfg: Config, task: ShardTask, frame: pd.DataFrame) -> str | 
 
 
 def _check_shards(cfg: Config, shards: list[ShardTask]) -> tuple[dict, list[ShardTask]]:
-    """({key: record} of the shards done and whole, [the shards to render]). A shard is rendered
-    (again) when it has no record, or one that is empty, garbled or not its own, or one that
-    lists a clip that is missing or changed; each such record is named (the first few)."""
-    records, todo, problems = {}, [], []
-    for task in shards:
-        path = record_path(cfg, task.key)
-        frame, why = _read_record(path) if path.is_file() else (None, None)  # no pandas for a new build
-        if frame is not None:
-            why = _record_problem(cfg, task, frame)
-            if why is None:
-                records[task.key] = frame
-                continue
-        if why:
-            problems.append(f"data: {path.relative_to(cfg.data_dir)} {why}; rendering its shard again")
-        todo.append(task)
-    for line in problems[:MAX_PROBLEM_LINES]:
-        log.info(line)
-    if len(problems) > MAX_PROBLEM_LINES:
-        log.info(f"data: ... and {len(problems) - MAX_PROBLEM_LINES} more damaged shards")
-    return records, todo
-
-
-# --- running the shards --------------------------------------------------------------
-@contextlib.contextmanager
-def _local_pool(cfg: Config, todo: list[ShardTask]):
-    """Start the worker processes and hand them every shard now, so that their start-up (imports,
-    soundfont load) overlaps the parent's work; yields {future: task}, or None when the shards
-    run serially or on a cluster."""
-    count = min(workers.worker_count(cfg.data.workers), len(todo))
-    if cfg.data.scheduler or count <= 1:
-        yield None
-        return
-    with workers.spawn_pool(count) as pool:
-        yield {pool.submit(render_shard, task): task for task in todo}
-
-
-def _render(cfg: Config, todo: list[ShardTask]) -> None:
-    with _local_pool(cfg, todo) as pending:
-        import pandas  # noqa: F401  (a third of a second, while the workers start)
-
-        collect_shards(cfg, todo, pending)
+    return shard_runs.check_records(cfg, shards, lambda task, frame: _record_problem(cfg, task, frame))
 
 
 def collect_shards(cfg: Config, todo: list[ShardTask], pending: dict | None) -> None:
-    """Write each shard's record as it finishes, also those finished when a stop (Ctrl-C, SIGTERM)
-    or a failed shard ends the build (workers.collect). `pending`: {future: task} of the local
-    worker pool, or None to render `todo` here (or on data.scheduler). The progress bar starts
-    after every check and is cleared, not left, when an error ends it: the error stays one line."""
-    from tqdm import tqdm
-
-    with tqdm(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo,
-              mininterval=1.0) as progress:
-        def finished(task: ShardTask, rows: list[dict]) -> None:
-            _write_record(cfg, task.key, rows)
-            progress.update(len(task.notes))
-
-        try:
-            if pending is not None:
-                workers.collect(pending, finished)
-            elif cfg.data.scheduler:
-                _run_shards_on_cluster(cfg, todo, finished)
-            else:
-                for task in todo:
-                    finished(task, render_shard(task))
-        except BaseException:
-            progress.leave = False
-            raise
+    """Write each note shard's record as it finishes (shard_runs.collect); `pending`: {future: task}
+    of a local worker pool, or None to render `todo` here (or on data.scheduler)."""
+    shard_runs.collect(cfg, todo, pending, render_shard, _note_count, "render", "note")
 
 
-def _run_shards_on_cluster(cfg: Config, todo: list[ShardTask], finished) -> None:
-    """The shards on the Dask scheduler of data.scheduler. Workers send the audio back and the
-    client writes every file, so they need no shared output folder; they do need the soundfont
-    at the same path (a shared mount or a copy), and check its sha256 against the plan's."""
-    def finish(task: ShardTask, rows: list[dict]) -> None:
-        for row in rows:
-            if "wav" in row:
-                write_clip(cfg.data_dir, row["path"], row.pop("wav"))
-        finished(task, rows)
-
-    jobs = [(f"shard-{t.key}", t, lambda t=t: (t.for_cluster(),)) for t in todo]
-    workers.run_on_cluster(cfg.data.scheduler, render_shard, jobs, finish,
-                           "check the workers' logs and their soundfont")
+def _note_count(task: ShardTask) -> int:
+    return len(task.notes)
 
 
 # --- the build -----------------------------------------------------------------------
@@ -352,7 +248,7 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
     if uses_sox(cfg):
         post.require_sox()
     plan = make_plan(cfg)
-    check_splits(cfg, _sources(cfg, plan), {n.instrument.slug for n in plan.notes})
+    check_splits(cfg, [*_sources(cfg, plan), *phrase_sources(cfg, plan.fonts)], {n.instrument.slug for n in plan.notes})
     ensure_dir(cfg.data_dir / CLIPS_DIR)
     ensure_dir(cfg.data_dir / SHARDS_DIR)
     remove_stale_temporaries(cfg.data_dir, recursive=True)
@@ -360,17 +256,16 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
     records, todo = _check_shards(cfg, shards)
     if any(t.soundfont for t in todo):
         require_fluidsynth()  # the workers would find out too, after the progress bar started
-    _render(cfg, todo)
+    shard_runs.run_shards(cfg, todo, render_shard, _note_count, "render", "note")
     import pandas as pd  # after the workers started (imported while they start)
 
     for task in todo:
-        records[task.key], why = _read_record(record_path(cfg, task.key))
-        if records[task.key] is None:  # only a file system that loses what it was given
-            raise PipelineError(f"{record_path(cfg, task.key)} {why or 'is missing'} just after it was written; "
-                                "check the disk, then run the same command again")
+        records[task.key] = shard_runs.reread_record(cfg, task.key)
     rows = pd.concat([records[t.key] for t in shards], ignore_index=True)
-    manifest, summary = _write_outputs(cfg, rows, plan, shards)
+    phrases = build_phrases(cfg, plan.fonts)
+    manifest, summary = _write_outputs(cfg, rows, plan, shards, phrases)
     summary["made"] = sum(int(records[t.key]["sha256"].notna().sum()) for t in todo)
+    summary["phrases_build"] = phrases["build"] if phrases else None
     _report(cfg, summary, todo, time.perf_counter() - started)
     return manifest
 
@@ -393,8 +288,9 @@ def _report(cfg: Config, summary: dict, todo: list[ShardTask], seconds: float) -
           f"manifest.csv {'written' if summary['manifest_written'] else 'unchanged'}")
     log.info(audit.summary_line(summary["audit"]))
     # last, always: make's target for the data stage (a build that ends early leaves the old one)
+    phrases = {"phrases": summary["phrases_build"]} if summary["phrases_build"] else {}
     write_json(cfg.data_dir / BUILD_FILE, {"seconds": round(seconds, 3), "notes_rendered": rendered,
-                                           "workers": count, "clips": summary["clips"], "clips_made": made})
+                                           "workers": count, "clips": summary["clips"], "clips_made": made, **phrases})
 
 
 def _label(cfg: Config, rows: pd.DataFrame) -> tuple[pd.DataFrame, list]:
@@ -413,8 +309,10 @@ def _counts(frame: pd.DataFrame, *keys: str) -> dict:
     return {str(k): {str(c): int(v) for c, v in row.items()} for k, row in table.iterrows()}
 
 
-def _write_outputs(cfg: Config, rows: pd.DataFrame, plan: Plan, shards: list[ShardTask]) -> tuple[pd.DataFrame, dict]:
-    """dataset.json, then manifest.csv, each written only when its content changes."""
+def _write_outputs(cfg: Config, rows: pd.DataFrame, plan: Plan, shards: list[ShardTask],
+                   phrases: dict | None) -> tuple[pd.DataFrame, dict]:
+    """dataset.json, then manifest.csv, each written only when its content changes. `phrases`:
+    what phrase_build says of the phrases (None: the config has none)."""
     import pandas as pd
 
     labelled, verdicts = _label(cfg, rows)
@@ -439,6 +337,7 @@ def _write_outputs(cfg: Config, rows: pd.DataFrame, plan: Plan, shards: list[Sha
         "dropped_by_segment": {f"{reason}/{segment}": int(n) for (reason, segment), n
                                in dropped.groupby(["drop_reason", "segment"]).size().items()},
         "audit": audit.summary(labelled, verdicts, cfg.audit.min_confidence),
+        **({"phrases": {k: v for k, v in phrases.items() if k != "build"}} if phrases else {}),
     }
     text = json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
     write_if_changed(cfg.data_dir / DATASET_FILE, text.encode())

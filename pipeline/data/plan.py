@@ -53,7 +53,7 @@ SHARD_KEY_LENGTH = 20  # hex digits of the shard's fingerprint: its record's fil
 
 # settings that change only where or how fast the data stage runs, never its outputs
 NOT_OUTPUT_SETTINGS = ("workers", "scheduler")
-DATA_SECTIONS = ("data", "tones", "augment", "gate", "audit", "split")
+DATA_SECTIONS = ("data", "tones", "phrases", "augment", "gate", "audit", "split")
 
 
 # --- sources ---------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ font has is read from its preset headers (`soundfont_presets`), without loading 
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import io
 import os
@@ -27,6 +26,7 @@ from pipeline.core import constants as C
 from pipeline.core.artifacts import sha256_file
 from pipeline.core.errors import PipelineError, silenced_stderr
 from pipeline.core.instruments import resolve_instrument
+from pipeline.data import fluid
 
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 GLOB_CHARACTERS = "*?["
@@ -38,7 +38,6 @@ PRESET_HEADER_BYTES = 38  # a phdr record: name[20], preset, bank, bag index, li
 # MIDI channel used for every note; channel 10 (index 9) is GM percussion
 CHANNEL = 0
 MIDI_TEMPO_BPM = 60  # one beat per second, so MIDI times in beats are seconds
-FLUID_BLOCK = 64     # FluidSynth renders in blocks of 64 samples
 
 
 # --- MIDI ----------------------------------------------------------------------------
@@ -203,19 +202,8 @@ def _import_fluidsynth():
         raise PipelineError(
             "the FluidSynth library (libfluidsynth) is missing; install it: apt-get install libfluidsynth3 "
             "(or run make setup)") from None
-    _quiet_fluidsynth_warnings(fluidsynth)
+    fluid.fluid()  # FluidSynth's own warnings off: we report the problems ourselves, in one line
     return fluidsynth
-
-
-@lru_cache(maxsize=1)
-def _quiet_fluidsynth_warnings(fs) -> None:
-    """FluidSynth logs warnings for every new synth, and its own errors for problems we report
-    ourselves in one line (a soundfont it cannot load), so only panics stay on."""
-    set_log = fs.cfunc("fluid_set_log_function", ctypes.c_void_p, ("level", ctypes.c_int, 1),
-                       ("fun", ctypes.c_void_p, 1), ("data", ctypes.c_void_p, 1))
-    if set_log is not None:
-        for level in (1, 2, 3, 4):  # FLUID_ERR, FLUID_WARN, FLUID_INFO, FLUID_DBG
-            set_log(level, None, None)
 
 
 @dataclass(frozen=True)
@@ -228,6 +216,9 @@ class FluidReverb:
 
     def label(self) -> str:
         return f"fluid_reverb(room={self.room_size:.2f},damp={self.damping:.2f},level={self.level:.2f})"
+
+    def values(self) -> dict:
+        return {"roomsize": self.room_size, "damp": self.damping, "width": self.width, "level": self.level}
 
 
 class Renderer:
@@ -260,7 +251,7 @@ class Renderer:
             raise PipelineError(f"soundfont {soundfont} could not be loaded by FluidSynth (corrupt file?); "
                                 "replace it or remove it from data.soundfonts")
         self.sfid = sfid
-        self._api = _FluidApi(fs)
+        self._api = fluid.fluid()
         self.sfont = self._api.get_sfont(self.keeper.synth, sfid)
 
     def has_program(self, program: int) -> bool:
@@ -293,14 +284,14 @@ class Renderer:
         try:
             sfid = api.add_sfont(synth, self.sfont)
             if self.effects:
-                api.reverb(synth, reverb)
+                api.reverb(synth, reverb.values() if reverb else None)
             done = 0
             for at, message in midi_events(midi_file):
                 position = min(block_align(at * self.rate), total)
                 if position > done:
                     api.write(synth, out[done:position])
                     done = position
-                api.send(synth, sfid, message)
+                send(api, synth, sfid, message)
             if total > done:
                 api.write(synth, out[done:])
         finally:
@@ -309,69 +300,21 @@ class Renderer:
         return out
 
 
-class _FluidApi:
-    """The few libfluidsynth calls pyfluidsynth does not wrap, on raw synth pointers."""
-
-    def __init__(self, fs):
-        c = ctypes
-        self.fs = fs
-        self.get_sfont = fs.cfunc("fluid_synth_get_sfont_by_id", c.c_void_p, ("synth", c.c_void_p, 1),
-                                  ("id", c.c_int, 1))
-        self.add_sfont = fs.cfunc("fluid_synth_add_sfont", c.c_int, ("synth", c.c_void_p, 1),
-                                  ("sfont", c.c_void_p, 1))
-        self.remove_sfont = fs.cfunc("fluid_synth_remove_sfont", c.c_int, ("synth", c.c_void_p, 1),
-                                     ("sfont", c.c_void_p, 1))
-        self._write_float = fs.cfunc(
-            "fluid_synth_write_float", c.c_int, ("synth", c.c_void_p, 1), ("len", c.c_int, 1),
-            ("lout", c.c_void_p, 1), ("loff", c.c_int, 1), ("lincr", c.c_int, 1),
-            ("rout", c.c_void_p, 1), ("roff", c.c_int, 1), ("rincr", c.c_int, 1))
-        self._reverb_on_new = fs.cfunc("fluid_synth_reverb_on", c.c_int, ("synth", c.c_void_p, 1),
-                                       ("fx_group", c.c_int, 1), ("on", c.c_int, 1))
-        self._reverb_on_old = fs.cfunc("fluid_synth_set_reverb_on", None, ("synth", c.c_void_p, 1),
-                                       ("on", c.c_int, 1))
-        # FluidSynth 2.2+ sets each parameter per effects group (-1: all); older ones all four at once
-        self._reverb_group = {name: fs.cfunc(f"fluid_synth_set_reverb_group_{name}", c.c_int,
-                                             ("synth", c.c_void_p, 1), ("fx_group", c.c_int, 1),
-                                             ("value", c.c_double, 1))
-                              for name in ("roomsize", "damp", "width", "level")}
-        self._reverb_all = fs.cfunc("fluid_synth_set_reverb", c.c_int, ("synth", c.c_void_p, 1),
-                                    ("roomsize", c.c_double, 1), ("damping", c.c_double, 1),
-                                    ("width", c.c_double, 1), ("level", c.c_double, 1))
-
-    def write(self, synth, out: np.ndarray) -> None:
-        """Fill a C-contiguous (n, 2) float32 view with the next n stereo frames."""
-        ptr = out.ctypes.data
-        self._write_float(synth, len(out), ptr, 0, 2, ptr, 1, 2)
-
-    def reverb(self, synth, reverb: FluidReverb | None) -> None:
-        """The reverb unit on with these parameters, or off."""
-        if self._reverb_on_new is not None:
-            self._reverb_on_new(synth, -1, int(reverb is not None))
-        elif self._reverb_on_old is not None:
-            self._reverb_on_old(synth, int(reverb is not None))
-        if reverb is None:
-            return
-        values = {"roomsize": reverb.room_size, "damp": reverb.damping, "width": reverb.width, "level": reverb.level}
-        if all(f is not None for f in self._reverb_group.values()):
-            for name, value in values.items():
-                self._reverb_group[name](synth, -1, float(value))
-        else:
-            self._reverb_all(synth, *(float(v) for v in values.values()))
-
-    def send(self, synth, sfid: int, message) -> None:
-        fs, ch = self.fs, message.channel
-        if message.type == "program_change":
-            fs.fluid_synth_program_select(synth, ch, sfid, 0, message.program)
-        elif message.type == "control_change":
-            fs.fluid_synth_cc(synth, ch, message.control, message.value)
-        elif message.type == "pitchwheel":
-            fs.fluid_synth_pitch_bend(synth, ch, message.pitch + C.PITCH_BEND_CENTER)
-        elif message.type == "note_on" and message.velocity > 0:
-            fs.fluid_synth_noteon(synth, ch, message.note, message.velocity)
-        elif message.type in ("note_off", "note_on"):
-            fs.fluid_synth_noteoff(synth, ch, message.note)
+def send(api, synth, sfid: int, message) -> None:
+    """One channel message of a MIDI file (mido) to a synth."""
+    fs, ch = api.fs, message.channel
+    if message.type == "program_change":
+        fs.fluid_synth_program_select(synth, ch, sfid, 0, message.program)
+    elif message.type == "control_change":
+        fs.fluid_synth_cc(synth, ch, message.control, message.value)
+    elif message.type == "pitchwheel":
+        fs.fluid_synth_pitch_bend(synth, ch, message.pitch + C.PITCH_BEND_CENTER)
+    elif message.type == "note_on" and message.velocity > 0:
+        fs.fluid_synth_noteon(synth, ch, message.note, message.velocity)
+    elif message.type in ("note_off", "note_on"):
+        fs.fluid_synth_noteoff(synth, ch, message.note)
 
 
 def block_align(samples: float) -> int:
     """Round a sample count up to whole FluidSynth blocks (events land on block edges)."""
-    return int(np.ceil(round(samples, 6) / FLUID_BLOCK)) * FLUID_BLOCK
+    return int(np.ceil(round(samples, 6) / fluid.FLUID_BLOCK)) * fluid.FLUID_BLOCK

@@ -79,3 +79,26 @@ def check_splits(cfg: Config, sources: list[str], instruments: set[str]) -> None
                                 "(nor a planned tone kind); add it there or remove it from the test split")
     if held_out_instruments(cfg) >= instruments:
         raise PipelineError("split.test_instruments holds out every instrument; leave some for training")
+
+
+PHRASE_COLUMNS = ["source", "instrument", "style", "index"]  # what identifies a phrase
+
+
+def assign_phrase_splits(cfg: Config, frame: pd.DataFrame) -> pd.Series:
+    """train/val/test per phrase, by the same rules as the notes': held-out sources (a soundfont,
+    "synthetic" or "voice") and instruments go to test; the rest by a hash of the phrase."""
+    import pandas as pd
+
+    sp, seed = cfg.split, cfg.data.seed
+    instruments = held_out_instruments(cfg) if sp.test == "instrument" else set()
+    sources = set(sp.test_sources)
+    splits = []
+    for phrase in frame[PHRASE_COLUMNS].itertuples(index=False, name=None):
+        if phrase[0] in sources or phrase[1] in instruments or (
+                sp.test == "random" and _unit_hash("test", seed, "phrase", *phrase) < sp.test_share):
+            splits.append("test")
+        elif _unit_hash("val", seed, "phrase", *phrase) < sp.val_share:
+            splits.append("val")
+        else:
+            splits.append("train")
+    return pd.Series(splits, index=frame.index, dtype=object)

@@ -1,0 +1,69 @@
+"""Measuring a rendered phrase against its label from the audio alone: mono 44.1 kHz -> 16 kHz
+(soxr), YIN (tests/yin.py), compared on the label's clean frames with the label averaged over
+the span each YIN frame compared (vibrato moves inside a window)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from pipeline.dsp.frame_pitch import yin
+
+RENDER_RATE = 44_100
+SR = 16_000
+BLOCK = 64
+STEP_SPREAD_CENTS = 80.0   # a frame whose window holds a label jump this big (trill step, legato
+                           # step) has no single f0 to compare with; such frames are left out
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    frames: int              # frames compared
+    rpa: float               # share within 50 cents
+    rpa10: float             # share within 10 cents
+    median_cents: float      # median |error|
+    p95_cents: float
+    median_signed: float     # median signed error (measured - label): a tuning offset
+    errors: np.ndarray
+
+    def line(self) -> str:
+        return (f"frames={self.frames} RPA50={100 * self.rpa:.2f}% RPA10={100 * self.rpa10:.2f}% "
+                f"median|err|={self.median_cents:.2f}c "
+                f"p95={self.p95_cents:.2f}c bias={self.median_signed:+.2f}c")
+
+
+def to_16k(audio: np.ndarray) -> np.ndarray:
+    return soxr.resample(audio.astype(np.float32), RENDER_RATE, SR, quality="VHQ")
+
+
+def window_label(block_cents: np.ndarray, window: np.ndarray):
+    """Mean and spread (max - min) of the per-block label over each [start, end] span (s)."""
+    per_sample = np.repeat(block_cents, BLOCK)
+    csum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(per_sample))])
+    nans = np.concatenate([[0], np.cumsum(np.isnan(per_sample))])
+    lo = np.clip(np.round(window[:, 0] * RENDER_RATE).astype(np.int64), 0, len(per_sample) - 1)
+    hi = np.clip(np.round(window[:, 1] * RENDER_RATE).astype(np.int64), lo + 1, len(per_sample))
+    mean = (csum[hi] - csum[lo]) / (hi - lo)
+    mean[nans[hi] - nans[lo] > 0] = np.nan
+    spread = np.array([np.ptp(block_cents[a // BLOCK:(b - 1) // BLOCK + 1]) for a, b in zip(lo, hi)])
+    return mean, spread
+
+
+def measure(audio: np.ndarray, label, frames: np.ndarray | None = None) -> Accuracy:
+    """Accuracy of the label against YIN on the audio, over `frames` (default: the label's clean
+    frames) minus frames whose window straddles a label jump of STEP_SPREAD_CENTS or more."""
+    frames = label.clean if frames is None else frames
+    track = yin(to_16k(audio), label.times)
+    mean, spread = window_label(label.block_cents, np.nan_to_num(track.window))
+    use = frames & (spread < STEP_SPREAD_CENTS) & np.isfinite(mean)
+    measured = 1200 * np.log2(np.where(np.isfinite(track.f0_hz), track.f0_hz, 1e-9) / 440.0) + 6900
+    err = measured[use] - mean[use]
+    err = np.where(np.isfinite(err), err, 1e4)
+    a = np.abs(err)
+    if len(a) == 0:
+        return Accuracy(0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), err)
+    return Accuracy(int(len(a)), float(np.mean(a <= 50)), float(np.mean(a <= 10)), float(np.median(a)),
+                    float(np.percentile(a, 95)),
+                    float(np.median(err)), err)
