@@ -145,6 +145,10 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
+    # spectrogram: one 513x90 spectrogram per note clip (the reference, bins and stream models);
+    # frames: the frame model's examples (pipeline/data/frame_examples.py), spectra made per batch
+    kind: str = "spectrogram"
+    frames_per_note: int = 4           # frames: examples taken from each note clip
     scaling: str = "log"               # log: ln(magnitude + 1e-6); db: 20 log10 of the same; linear
     dtype: str = "float16"
     batch_size: int = 32               # clips per spectrogram batch (small batches stay in cache: see bench)
@@ -176,6 +180,10 @@ class ModelConfig:
     temporal_dilations: tuple[int, ...] = (1, 2, 4)
     head_units: int = 512
     modulation_bands: int = 8          # groups of narrow bands whose modulation magnitudes are averaged
+    # frames (pipeline/model/frame_network.py): an f0 distribution every 10 ms from the log-frequency
+    # spectra of the frame and frame_context frames on each side
+    frame_units: tuple[int, ...] = (16, 32, 32)   # harmonic features, temporal convolution, candidate layer
+    frame_context: int = 2             # frames on each side of the one estimated (10 ms each)
 
 
 @dataclass(frozen=True)
@@ -244,8 +252,9 @@ _CHOICES = {
     "phrases.registers": set(VOICE_REGISTERS),
     "split.test": {"instrument", "random"},
     "features.scaling": {"log", "db", "linear"},
+    "features.kind": {"spectrogram", "frames"},
     "features.dtype": {"float16", "float32"},
-    "model.variant": {"reference", "bins", "stream"},
+    "model.variant": {"reference", "bins", "stream", "frames"},
     "model.target": {"midi", "log_hz", "hz"},
     "report.baselines": set(C.BASELINES),
     "train.schedule": {"cosine", "constant"},
@@ -270,13 +279,14 @@ _RANGES = {
     "augment.hum_snr_db": (-20, 100), "augment.level_db": (0, 40), "augment.noise_weights": (0, 1000),
     "audit.mismatch_cents": (1, 1200), "audit.tune_min_cents": (0, 100), "audit.tune_max_spread_cents": (0, 100),
     "split.test_share": (0, 0.9), "split.val_share": (0, 0.9),
-    "features.batch_size": (1, 100_000), "model.width": (0.01, 8),
+    "features.batch_size": (1, 100_000), "features.frames_per_note": (1, 30), "model.width": (0.01, 8),
     "model.input_dropout": (0, 0.95), "model.dropout": (0, 0.95),
     "model.dense_units": (1, 100_000), "model.bins_per_semitone": (1, 100),
     "model.label_smoothing_cents": (0, 600), "model.time_pool": (1, 90), "model.reference_width": (0, 8),
     "model.encoder_units": (1, 100_000), "model.temporal_dilations": (1, 45), "model.head_units": (1, 100_000),
     "model.modulation_bands": (1, 64), "model.pitch_resolution": (1, 20), "model.harmonics": (0.25, 32),
-    "model.harmonic_units": (1, 10_000), "train.level_db": (0, 100), "train.noise_share": (0, 0.9),
+    "model.harmonic_units": (1, 10_000), "model.frame_units": (1, 4096), "model.frame_context": (0, 6),
+    "train.level_db": (0, 100), "train.noise_share": (0, 0.9),
     "train.reference_epochs": (0, 100_000), "train.epochs": (1, 100_000),
     "train.batch_size": (1, 100_000), "train.learning_rate": (1e-8, 10), "train.patience": (1, 10_000),
     "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 330),
@@ -330,6 +340,10 @@ def _check_consistency(cfg: Config) -> None:
         raise PipelineError("data.instruments is empty; list at least one General MIDI instrument")
     if not d.segments or not d.velocities:
         raise PipelineError("data.segments and data.velocities need at least one entry each")
+    if (cfg.model.variant == "frames") != (cfg.features.kind == "frames"):
+        raise PipelineError(f"model.variant = {cfg.model.variant!r} needs features.kind = "
+                            f"{'frames' if cfg.model.variant == 'frames' else 'spectrogram'!r}; set both to frames "
+                            "for the frame model, or neither")
     a = cfg.augment
     if len(a.noise_weights) != len(a.noise_kinds) or (a.noise_kinds and not sum(a.noise_weights) > 0):
         raise PipelineError(f"augment.noise_weights needs one weight per augment.noise_kinds entry "

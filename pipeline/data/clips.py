@@ -210,6 +210,14 @@ def read_clip_soundfile(path: str | Path, data: bytes) -> np.ndarray:
     return audio
 
 
+def read_phrase(path: str | Path) -> np.ndarray:
+    """A phrase (any length, 16 kHz mono 16-bit, as the data stage writes it) as float32 in [-1, 1]."""
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    if len(data) > WAV_HEADER_BYTES and data[:4] == b"RIFF" and data[20:36] == _canonical_header()[20:36]:
+        return np.frombuffer(data, dtype="<i2", offset=WAV_HEADER_BYTES).astype(np.float32) / np.float32(32768)
+    raise PipelineError(f"phrase {path} is missing or not a 16 kHz mono 16-bit WAV; rebuild the dataset with make data")
+
+
 def read_clips(data_dir, frame: pd.DataFrame) -> np.ndarray:
     """The clips of the manifest rows in `frame` as a (N, 5280) float32 array; `data_dir` is the
     dataset folder (or a Config)."""

@@ -77,7 +77,12 @@ def build_features(cfg: Config) -> dict:
     """Write features/{train,val,test}.npy, each followed by its record (SPLIT.record.json: rows,
     bytes, sha256, the inputs' fingerprint), then done.json (only when what it says changes: what
     training reads), then build.json (always: make's target). A split file intact and current is
-    kept; a missing, damaged or stale one is rebuilt, alone."""
+    kept; a missing, damaged or stale one is rebuilt, alone. With features.kind = "frames": the
+    frame model's examples instead (pipeline/data/frame_examples.py)."""
+    if cfg.features.kind == "frames":
+        from pipeline.data.frame_examples import build_frame_examples
+
+        return build_frame_examples(cfg)
     frame = read_manifest(cfg)
     stamp = _stamp(cfg)
     done_path = ensure_dir(features_dir(cfg)) / DONE_FILE

@@ -48,9 +48,11 @@ from pipeline.core import constants as C
 from pipeline.core.artifacts import write_text
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import hz_to_midi, midi_to_hz, note_name
-from pipeline.dsp.audio import read_audio, to_model_rate
+from pipeline.dsp.audio import audio_blocks, read_audio, to_model_rate
 from pipeline.dsp.fine_pitch import refine_estimates
-from pipeline.inference.frames import Prediction, Track, analyse
+from pipeline.dsp.log_spectrum import HOP
+from pipeline.inference.frame_tracking import FrameTracker
+from pipeline.inference.frames import MIN_AUDIO_SECONDS, Prediction, Track, analyse
 from pipeline.inference.predictor import load_predictor
 
 PREDICT_HOP_SECONDS = 0.010     # CREPE's default: 100 frames per second of audio
@@ -97,10 +99,33 @@ def _cached_predictor(path: str | None, mtime_ns: int):
 def predict_frames(audio: np.ndarray, sr: int, model=None, hop: float = PREDICT_HOP_SECONDS,
                    batch_size: int = C.PREDICT_BATCH) -> Prediction:
     """Like `predict`, returning a Prediction (which also knows whether the audio was silent)."""
-    track = Track.from_audio(to_model_rate(audio, sr), hop_samples(hop))
-    for _, done in analyse([(None, track)], as_predictor(model), batch_size):
+    predictor = as_predictor(model)
+    audio16 = to_model_rate(audio, sr)
+    if is_frame_model(predictor):
+        return frame_prediction([audio16], predictor, hop_samples(hop))
+    track = Track.from_audio(audio16, hop_samples(hop))
+    for _, done in analyse([(None, track)], predictor, batch_size):
         return done.prediction()
     raise AssertionError("unreachable")
+
+
+def is_frame_model(predictor) -> bool:
+    return hasattr(predictor, "frame_activations")
+
+
+def frame_prediction(pieces, predictor, hop: int) -> Prediction:
+    """A frame model's Prediction of 16 kHz audio given in pieces, at `hop` samples: its 10 ms
+    frames, each requested frame taking the nearest one."""
+    tracker = FrameTracker(predictor)
+    for piece in pieces:
+        tracker.feed(piece)
+    hz, confidence, levels = tracker.finish()
+    if tracker.fed < round(MIN_AUDIO_SECONDS * C.SAMPLE_RATE):
+        raise PipelineError(f"the audio lasts {1000 * tracker.fed / C.SAMPLE_RATE:.0f} ms, too short to analyse; "
+                            f"give at least {1000 * MIN_AUDIO_SECONDS:.0f} ms")
+    frames = np.arange(1 + tracker.fed // hop)
+    nearest = np.minimum(np.rint(frames * hop / HOP).astype(np.int64), len(hz) - 1)
+    return Prediction(frames * hop / C.SAMPLE_RATE, hz[nearest], confidence[nearest], float(levels.max()))
 
 
 def predict(audio: np.ndarray, sr: int, model=None, hop: float = PREDICT_HOP_SECONDS,
@@ -255,6 +280,20 @@ def _tracks(paths: Sequence[Path], hop: int) -> Iterator[tuple[Path, Track | Pip
             yield path, exc
 
 
+def _predictions(paths: Sequence[Path], predictor, hop: int, batch_size: int):
+    """(path, (Prediction, its Track or None) or PipelineError) per file, in order: a frame model
+    streams each file a block at a time; the others frame the whole file (Track) and share batches."""
+    if not is_frame_model(predictor):
+        for key, item in analyse(_tracks(paths, hop), predictor, batch_size):
+            yield key, item if isinstance(item, PipelineError) else (item.prediction(), item)
+        return
+    for path in paths:
+        try:
+            yield path, (frame_prediction(audio_blocks(path), predictor, hop), None)
+        except PipelineError as exc:
+            yield path, PipelineError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}")
+
+
 def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | None = None,
                hop: float | None = None, summary: bool = False,
                batch_size: int = C.PREDICT_BATCH, refine: bool = True) -> Iterator[FileResult]:
@@ -270,16 +309,18 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
         hop = SUMMARY_HOP_SECONDS if summary else PREDICT_HOP_SECONDS
     hop_n = hop_samples(hop)
     owners: dict[Path, Path] = {}
-    for key, item in analyse(_tracks(paths, hop_n), predictor, batch_size):
+    for key, item in _predictions(paths, predictor, hop_n, batch_size):
         result = FileResult(key)
         if isinstance(item, PipelineError):
             result.error = str(item)
             yield result
             continue
-        result.prediction = prediction = item.prediction()
+        prediction, track = item
+        result.prediction = prediction
         if summary:
             try:
-                fine = (lambda frames, hz, track=item: refine_estimates(track.windows(frames), hz)) if refine else None
+                fine = (lambda frames, hz, track=track: refine_estimates(track.windows(frames), hz)) \
+                    if refine and track else None
                 result.summary = summarize(prediction.frequency, prediction.confidence, fine)
             except PipelineError as exc:
                 result.error = f"{key}: {prediction.silence_note() if prediction.silent else exc}"

@@ -42,20 +42,9 @@ class OnnxPredictor:
     """A stream model in ONNX Runtime: spectrogram columns in, (Hz, confidence) per window out."""
 
     def __init__(self, path: Path, metadata: dict):
-        import onnxruntime as ort
-
         self.path, self.metadata = path, metadata
         self.encoding = encoding_from_dict(metadata["encoding"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1   # prediction scales by files and processes, not threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ONNX Runtime raises its own types for a damaged file
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise PipelineError(f"model {path} cannot be loaded ({first[:200]}); retrain it with make train "
-                                "or use the default model") from None
+        self.session = _session(path)
 
     scaling = property(lambda self: self.metadata["scaling"])
     variant = property(lambda self: self.metadata["variant"])
@@ -90,6 +79,38 @@ class OnnxPredictor:
         return hz.astype(np.float64), confidence.astype(np.float64)
 
 
+class FramePredictor:
+    """A frame model in ONNX Runtime: log spectra of consecutive frames in, activations per pitch
+    bin of the inner ones out (pipeline/model/frame_export.py)."""
+
+    def __init__(self, path: Path, metadata: dict):
+        self.path, self.metadata = path, metadata
+        self.encoding = encoding_from_dict(metadata["encoding"])
+        self.context = int(metadata.get("config", {}).get("model", {}).get("frame_context", 2))
+        self.session = _session(path)
+
+    variant = property(lambda self: self.metadata["variant"])
+
+    def frame_activations(self, spectra: np.ndarray) -> np.ndarray:
+        """(T, 2, 448) log spectra -> (T - 2 context, bins) activations."""
+        return self.session.run(None, {"log_spectra": np.ascontiguousarray(spectra, dtype=np.float32)})[0]
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1   # prediction scales by files and processes, not threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own types for a damaged file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PipelineError(f"model {path} cannot be loaded ({first[:200]}); retrain it with make train "
+                            "or use the default model") from None
+
+
 SHIPPED_FIX = "reinstall the package (pip install -e .) or rebuild the model with make shipped-model"
 
 
@@ -112,9 +133,9 @@ def load_predictor(path: str | Path | None = None):
                             "to use the shipped default"))
     metadata = read_metadata(path)
     fast = path if path.suffix == ONNX_SUFFIX else onnx_path(path)
-    if metadata.get("variant") == "stream" and fast.is_file():
+    if metadata.get("variant") in ("stream", "frames") and fast.is_file():
         _check_recorded_sha256(fast, metadata, SHIPPED_FIX if shipped else "retrain it with make train")
-        return OnnxPredictor(fast, metadata)
+        return (FramePredictor if metadata["variant"] == "frames" else OnnxPredictor)(fast, metadata)
     if path.suffix == ONNX_SUFFIX:
         raise PipelineError(f"{path} is not a stream model's export (its {sidecar_path(path).name} says "
                             f"{metadata.get('variant')!r}); pass its model.keras instead")

@@ -109,12 +109,12 @@ def make_dataset(maker: BatchMaker, batches: np.ndarray, first_step: int = 0):
     import tensorflow as tf
 
     steps = np.arange(first_step, first_step + len(batches), dtype=np.int64)
-    n_outputs = maker.encoding.n_outputs
+    x_shape, y_shape = getattr(maker, "shapes", ((None, *C.SPEC_SHAPE), (None, maker.encoding.n_outputs)))
 
     def load(index, step):
         x, y = tf.numpy_function(maker, [index, step], (tf.float32, tf.float32), stateful=False)
-        x.set_shape((None, *C.SPEC_SHAPE))
-        y.set_shape((None, n_outputs))
+        x.set_shape(x_shape)
+        y.set_shape(y_shape)
         return x, y
 
     return (tf.data.Dataset.from_tensor_slices((batches, steps))

@@ -21,6 +21,7 @@ from pipeline.core.pitch import hz_to_midi, midi_to_hz
 
 BIN_MARGIN_SEMITONES = 1        # pitch bins reach this far beyond the note range and its detune
 DECODE_HALF_WIDTH_BINS = 4      # soft-argmax window: argmax +- this many bins (CREPE uses 4)
+DECODE_FRAME_BINS = 2           # the frame model's: +- 50 cents (its bins are 25 cents apart)
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,63 @@ class BinEncoding:
         return cls(float(low), bps, (high - low) * bps + 1, sigma)
 
 
-def make_encoding(cfg: Config, variant: str, train_hz) -> RegressionEncoding | BinEncoding:
+@dataclass(frozen=True)
+class FrameEncoding:
+    """One sigmoid per pitch bin, `n_bins` bins `1200 / bins_per_octave` cents apart from `low_hz`
+    (the frame network's candidates). A voiced frame's target is a Gaussian (sigma `sigma_bins`)
+    around its pitch; an unvoiced one's is all zeros. Decoded as CREPE does: the activations of
+    the bins around the largest, averaged in cents; the confidence is the largest activation."""
+    low_hz: float
+    bins_per_octave: int
+    n_bins: int
+    sigma_bins: float = 1.0
+    kind: str = "frames"
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_bins
+
+    def position(self, hz) -> np.ndarray:
+        """Fractional bin of each frequency (NaN for 0 Hz: unvoiced)."""
+        hz = np.asarray(hz, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(hz > 0, self.bins_per_octave * np.log2(np.where(hz > 0, hz, 1.0) / self.low_hz), np.nan)
+
+    def encode(self, hz) -> np.ndarray:
+        position = self.position(hz)
+        distance = np.arange(self.n_bins)[None, :] - np.clip(position, 0, self.n_bins - 1)[:, None]
+        targets = np.exp(-0.5 * (distance / self.sigma_bins) ** 2)
+        return np.where(np.isfinite(position)[:, None], targets, 0.0).astype(np.float32)
+
+    def decode(self, activations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, n_bins) activations -> (Hz, confidence 0..1) per frame."""
+        acts = np.asarray(activations, dtype=np.float64).reshape(-1, self.n_bins)
+        peak = acts.argmax(axis=1)
+        window = peak[:, None] + np.arange(-DECODE_FRAME_BINS, DECODE_FRAME_BINS + 1)
+        inside = (window >= 0) & (window < self.n_bins)
+        weights = np.take_along_axis(acts, np.clip(window, 0, self.n_bins - 1), axis=1) * inside
+        position = (weights * window).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-12)
+        return self.low_hz * 2.0 ** (position / self.bins_per_octave), acts.max(axis=1) if len(acts) else np.zeros(0)
+
+    def loss(self, activations: np.ndarray, targets: np.ndarray) -> float:
+        p = np.clip(np.asarray(activations, np.float64), 1e-7, 1 - 1e-7)
+        return float(-np.mean(targets * np.log(p) + (1 - targets) * np.log(1 - p)))
+
+
+def make_encoding(cfg: Config, variant: str, train_hz) -> RegressionEncoding | BinEncoding | FrameEncoding:
+    if variant == "frames":
+        from pipeline.dsp.log_spectrum import BINS_PER_OCTAVE, grid_hz
+        from pipeline.model.frame_network import CANDIDATES, FIRST_CANDIDATE
+
+        return FrameEncoding(float(grid_hz([FIRST_CANDIDATE])[0]), BINS_PER_OCTAVE, CANDIDATES,
+                             cfg.model.label_smoothing_cents * BINS_PER_OCTAVE / 1200.0)
     if variant in ("bins", "stream"):
         return BinEncoding.for_config(cfg)
     return RegressionEncoding.fit(cfg.model.target, train_hz)
 
 
 def encoding_from_dict(raw: dict) -> RegressionEncoding | BinEncoding:
-    kinds = {"regression": RegressionEncoding, "bins": BinEncoding}
+    kinds = {"regression": RegressionEncoding, "bins": BinEncoding, "frames": FrameEncoding}
     fields = dict(raw)
     return kinds[fields.pop("kind")](**fields)
 

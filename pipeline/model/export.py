@@ -83,6 +83,23 @@ class _Graph:
         return self.op("Relu", [y], layer.name + "_relu") if relu else y
 
 
+def export_network(network, model_cfg: ModelConfig, variant: str, half: bool = True):
+    """The ONNX form of a trained stream or frame network (an onnx.ModelProto, checked)."""
+    if variant == "stream":
+        return export_stream(network, model_cfg, half)
+    import onnx
+
+    from pipeline.model.frame_export import export_frames
+
+    g = _Graph(half)
+    inputs, outputs = export_frames(network, model_cfg, g)
+    h = g.helper
+    model = h.make_model(h.make_graph(g.nodes, "f0_frames", inputs, outputs, g.initializers),
+                         opset_imports=[h.make_opsetid("", OPSET)], producer_name="pitch-pipeline")
+    onnx.checker.check_model(model)
+    return model
+
+
 def export_stream(network, model_cfg: ModelConfig, half: bool = True):
     """The sliding form of a trained stream network, as an onnx.ModelProto (checked)."""
     import onnx
@@ -235,14 +252,14 @@ def export_model(model_path: str | Path, half: bool = True) -> Path:
 
     model_path = Path(model_path)
     meta = read_metadata(model_path)
-    if meta.get("variant") != "stream":
-        raise PipelineError(f"{model_path} is a {meta.get('variant')!r} model; only stream models export to ONNX "
-                            "(set model.variant = \"stream\" and retrain)")
+    if meta.get("variant") not in ("stream", "frames"):
+        raise PipelineError(f"{model_path} is a {meta.get('variant')!r} model; only stream and frame models export "
+                            "to ONNX (set model.variant = \"frames\" and retrain)")
     require_onnx()
     keras = import_keras()
     network = keras.saving.load_model(model_path, compile=False, custom_objects=custom_layers())
     model_cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"]["model"].items()})
-    return write_onnx(export_stream(network, model_cfg, half=half), model_path.with_suffix(".onnx"))
+    return write_onnx(export_network(network, model_cfg, meta["variant"], half=half), model_path.with_suffix(".onnx"))
 
 
 def install_default(onnx_file: str | Path, package_models: Path) -> list[Path]:

@@ -72,9 +72,10 @@ def custom_layers() -> dict:
                                             high - low))
             return ops.log(ops.mean(bands, axis=2) + 1e-3)
 
+    from pipeline.model.frame_network import custom_layers as frame_layers
     from pipeline.model.stream_network import custom_layers as stream_layers
 
-    return {"ModulationSpectrum": ModulationSpectrum, **stream_layers()}
+    return {"ModulationSpectrum": ModulationSpectrum, **stream_layers(), **frame_layers()}
 
 
 def modulation_range() -> tuple[int, int]:

@@ -66,9 +66,14 @@ class TrainingData:
     input_mean: float
     input_std: float
     dataset_sha256: str
+    train_audio: np.ndarray | None = None   # the frame model's: the audio its examples (train_x) point into
 
     @classmethod
     def load(cls, cfg: Config) -> TrainingData:
+        if cfg.model.variant == "frames":
+            from pipeline.model.frame_training import load_frame_data
+
+            return cls(**load_frame_data(cfg))
         train_x, train_rows = load_split(cfg, "train")
         val_x, val_rows = load_split(cfg, "val")
         if len(train_x) == 0:
@@ -132,6 +137,8 @@ def compile_network(network, cfg: Config, variant: str) -> None:
 
     if variant in ("bins", "stream"):   # a softmax over pitch bins
         loss, metrics = keras.losses.CategoricalCrossentropy(), []
+    elif variant == "frames":           # a sigmoid per pitch bin
+        loss, metrics = keras.losses.BinaryCrossentropy(), []
     else:
         loss, metrics = keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
     network.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss, metrics=metrics)
@@ -229,6 +236,10 @@ def validate(network, data: TrainingData, encoding) -> dict:
     """Validation loss and cents errors from one pass over the validation split."""
     if len(data.val_x) == 0:
         return {}
+    if data.train_audio is not None:
+        from pipeline.model.frame_training import validate_frames
+
+        return validate_frames(network, data, encoding)
     # with several replicas (GPUs or workers) predict_on_batch returns every replica's outputs
     # concatenated (twice the rows with two): call the model directly there
     several = network.distribute_strategy.num_replicas_in_sync > 1
@@ -311,7 +322,7 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
     first = run.state["epochs_done"]
     if first < plan["epochs"] and not run.state["stopped"]:
         batches = epoch_batches(len(data.train_x), plan["batch"], cfg.train.seed, first, plan["epochs"])
-        maker = BatchMaker(data.train_x, data.train_hz, encoding, batch_changes(cfg, variant))
+        maker = batch_maker(cfg, variant, data, encoding)
         dataset = make_dataset(maker, batches, first_step=first * plan["steps"])
         callback = _epoch_callback(cfg, run, data, encoding, plan, out_dir / HISTORY_FILE, variant)
         if _multi_worker(strategy):
@@ -322,6 +333,15 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
     meta = _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus)
     _write_final(cfg, plan, encoding, data, run, out_dir, meta)
     return meta
+
+
+def batch_maker(cfg: Config, variant: str, data: TrainingData, encoding):
+    if variant == "frames":
+        from pipeline.model.frame_batches import FrameBatchMaker
+
+        return FrameBatchMaker(data.train_audio, data.train_x, encoding, cfg.model.frame_context,
+                               cfg.train.level_db, cfg.train.noise_share, cfg.train.seed)
+    return BatchMaker(data.train_x, data.train_hz, encoding, batch_changes(cfg, variant))
 
 
 def batch_changes(cfg: Config, variant: str) -> Changes:
@@ -371,6 +391,10 @@ def _fit_multi_worker(network, strategy, dataset, plan: dict, first: int, callba
 
 
 def _network(cfg: Config, plan: dict, encoding, data: TrainingData):
+    if plan["variant"] == "frames":
+        from pipeline.model.frame_network import build_frame_network
+
+        return build_frame_network(cfg.model)
     return build_network(cfg.model, plan["variant"], encoding.n_outputs, data.input_mean, data.input_std,
                          width=plan["width"])
 
@@ -413,10 +437,10 @@ def _write_final(cfg, plan, encoding, data, run, out_dir: Path, meta: dict) -> N
         final.load_weights(run.best)
     write_history(out_dir / HISTORY_FILE, run.state["history"])
     write_json(sidecar_path(out_dir / C.MODEL_FILE), meta)
-    if plan["variant"] == "stream":  # before model.keras, the make target: a finished target has its export
-        from pipeline.model.export import export_stream, write_onnx
+    if plan["variant"] in ("stream", "frames"):  # before model.keras, the make target: it comes with its export
+        from pipeline.model.export import export_network, write_onnx
 
-        write_onnx(export_stream(final, cfg.model), (out_dir / C.MODEL_FILE).with_suffix(".onnx"))
+        write_onnx(export_network(final, cfg.model, plan["variant"]), (out_dir / C.MODEL_FILE).with_suffix(".onnx"))
     with atomic_path(out_dir / C.MODEL_FILE) as tmp:
         keras.saving.save_model(final, tmp)
     shutil.rmtree(run.folder, ignore_errors=True)
@@ -433,7 +457,7 @@ def train(cfg: Config) -> dict:
           f"{f'GPU x{devices[2]}' if devices[2] else 'CPU'}, mixed precision {'on' if devices[1] else 'off'}")
     n = len(data.train_x)
     results = {}
-    if cfg.train.compare_reference and cfg.model.variant != "reference":
+    if cfg.train.compare_reference and cfg.model.variant not in ("reference", "frames"):
         plan = model_plan(cfg, "reference", primary=False, n_train=n)
         results["reference"] = train_variant(cfg, plan, cfg.model_dir / "reference", data, devices)
     plan = model_plan(cfg, cfg.model.variant, primary=True, n_train=n)

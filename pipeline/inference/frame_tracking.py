@@ -1,0 +1,95 @@
+"""A frame model over a recording: an f0 and a confidence every 10 ms, a block at a time.
+
+Frame k is centred on sample k x 160 of the 16 kHz audio (t = k x 10 ms, CREPE's convention;
+the audio is silent before its start and after its end). `FrameTracker` takes the audio in
+pieces of any size (a file read a block at a time, pipeline.dsp.audio.audio_blocks) and keeps
+only what the next frames need, so memory does not grow with the recording: a one-hour file
+costs what a one-minute one does, plus its three numbers per frame.
+
+Confidence: the model's own (its largest activation: it learned silence, noise and consonants
+as unpitched) times an energy gate: 0 for a frame whose 64 ms RMS is at or below -90 dBFS (no
+pitch can be heard there, and the model never needs to run), rising to 1 at -70 dBFS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from pipeline.core import constants as C
+from pipeline.dsp.confidence import ENERGY_FLOOR_DBFS, ENERGY_FULL_DBFS
+from pipeline.dsp.log_spectrum import HOP, PAD, WINDOWS, frame_count, spectra_at_samples
+
+BLOCK_FRAMES = 500                 # frames per model call: 5 s of audio, 25 MB of intermediate tensors
+LEVEL_WINDOW = WINDOWS[0]          # the energy gate's window (64 ms)
+
+
+class FrameTracker:
+    """Feed it 16 kHz mono audio in pieces (`feed`), then `finish()`: (hz, confidence, level_db)
+    of every frame."""
+
+    def __init__(self, predictor, block_frames: int = BLOCK_FRAMES):
+        self.predictor, self.block = predictor, block_frames
+        self.context = predictor.context
+        self.margin = PAD + (self.context + 1) * HOP        # samples a frame's context reaches either side
+        self.buffer = np.zeros(self.margin, np.float32)      # silence before the audio
+        self.origin = -self.margin                           # the sample buffer[0] is
+        self.fed = 0
+        self.next = 0                                        # the first frame not yet estimated
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def feed(self, audio: np.ndarray) -> None:
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self.buffer = np.concatenate([self.buffer, audio])
+        self.fed += len(audio)
+        self._run(final=False)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.buffer = np.concatenate([self.buffer, np.zeros(self.margin, np.float32)])
+        self._run(final=True)
+        if not self.parts:
+            return np.zeros(0), np.zeros(0), np.zeros(0)
+        return tuple(np.concatenate(column) for column in zip(*self.parts))
+
+    def _run(self, final: bool) -> None:
+        end = self.origin + len(self.buffer)                 # samples held, absolute, exclusive
+        last = (end - self.margin) // HOP                    # the last frame whose context is all here
+        if final:
+            last = min(last, frame_count(self.fed) - 1)
+        while self.next <= last:
+            stop = min(self.next + self.block, last + 1)
+            self.parts.append(self._frames(self.next, stop))
+            self.next = stop
+        keep = (self.next - self.context) * HOP - PAD - HOP - self.origin
+        if keep > 0:
+            self.buffer, self.origin = self.buffer[keep:], self.origin + keep
+
+    def _frames(self, first: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        levels = self._levels(np.arange(first, stop) * HOP - self.origin)
+        hz, confidence = np.zeros(stop - first), np.zeros(stop - first)
+        loud = np.flatnonzero(levels > ENERGY_FLOOR_DBFS)
+        if len(loud):                                        # silence never reaches the model
+            lo, hi = first + loud[0], first + loud[-1] + 1
+            centres = np.arange(lo - self.context, hi + self.context) * HOP - self.origin
+            activations = self.predictor.frame_activations(spectra_at_samples(self.buffer, centres))
+            found_hz, found = self.predictor.encoding.decode(activations)
+            hz[lo - first:hi - first], confidence[lo - first:hi - first] = found_hz, found
+        gate = np.clip((levels - ENERGY_FLOOR_DBFS) / (ENERGY_FULL_DBFS - ENERGY_FLOOR_DBFS), 0.0, 1.0)
+        return np.where(gate > 0, hz, 0.0), np.clip(confidence, 0.0, 1.0) * gate, levels
+
+    def _levels(self, centres: np.ndarray) -> np.ndarray:
+        """RMS (dBFS) of the LEVEL_WINDOW samples around each centre of the buffer."""
+        power = np.concatenate([[0.0], np.cumsum(np.square(self.buffer, dtype=np.float64))])
+        lo = np.clip(centres - LEVEL_WINDOW // 2, 0, len(self.buffer))
+        hi = np.clip(centres + LEVEL_WINDOW // 2, 0, len(self.buffer))
+        mean = (power[hi] - power[lo]) / LEVEL_WINDOW
+        return 10.0 * np.log10(np.maximum(mean, 10.0 ** (C.SILENCE_DB / 10.0)))
+
+
+def track_audio(pieces: Iterable[np.ndarray], predictor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hz, confidence, level_db) every 10 ms of 16 kHz audio given in pieces."""
+    tracker = FrameTracker(predictor)
+    for piece in pieces:
+        tracker.feed(piece)
+    return tracker.finish()
