@@ -34,6 +34,7 @@ class DataConfig:
     # pattern's matches sorted); [] with tones on: a synthetic-only dataset
     soundfonts: tuple[str, ...] = ("soundfonts/FluidR3_GM.sf2",)
     instruments: tuple[str, ...] = ("Acoustic Grand Piano", "Violin", "Flute")  # GM names or numbers 0-127
+    notes: bool = True                 # single-note clips (false: a dataset of phrases only)
     note_low: int = 21                 # A0: the piano's range
     note_high: int = 108               # C8
     velocities: tuple[int, ...] = (100,)
@@ -336,6 +337,8 @@ def _check_consistency(cfg: Config) -> None:
     if not d.soundfonts and not (cfg.tones.enabled and cfg.tones.kinds):
         raise PipelineError("data.soundfonts is empty and tones are off: nothing to render; list a soundfont "
                             "or set tones.enabled = true")
+    if not d.notes and not cfg.phrases.enabled:
+        raise PipelineError("data.notes is false and phrases are off: nothing to build; set one of them to true")
     if d.soundfonts and not d.instruments:
         raise PipelineError("data.instruments is empty; list at least one General MIDI instrument")
     if not d.segments or not d.velocities:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.core.pitch import midi_to_hz
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -37,7 +39,8 @@ SYNTHETIC = "synthetic"
 # --- the rules (in the parent, on every kept clip) ---------------------------------------------
 MIN_PRESET_CLIPS = 5             # sure clips a preset needs before its octave or tuning is judged
 OCTAVE_WINDOW_CENTS = 50.0       # an estimate this close to k * 1200 cents is k octaves off
-RULES = ("octave_relabel", "tuning_offset", "audit_mismatch", "audit_octave")
+RULES = ("octave_relabel", "tuning_offset", "audit_mismatch", "audit_octave", "audit_range")
+RELABEL_RANGE_MIDI = (20.5, 108.5)  # an octave relabel may not leave A0..C8 (+-50 cents)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,11 @@ def apply_rules(frame: pd.DataFrame, cfg: AuditConfig) -> tuple[pd.DataFrame, li
     out["label_rule"] = [";".join(name for name, on in (("octave_relabel", k != 0), ("tuning_offset", t != 0)) if on)
                          or "none" for k, t in zip(octaves, shift)]
     out["drop_reason"] = _mismatches(out["audit_cents"].to_numpy(), sure, cfg)
+    # a relabel that would carry a clip past the piano's range (an organ's 16' low notes below A0)
+    # names a pitch no instrument of the dataset plays and no model's bins hold: the clip goes instead
+    low, high = midi_to_hz(np.asarray(RELABEL_RANGE_MIDI))
+    outside = (octaves != 0) & ((label < low) | (label > high))
+    out.loc[outside, "drop_reason"] = "audit_range"
     return out, verdicts
 
 
@@ -121,10 +129,11 @@ def _mismatches(cents: np.ndarray, sure: np.ndarray, cfg: AuditConfig) -> list[s
 def summary(frame: pd.DataFrame, verdicts: list[PresetVerdict], min_confidence: float) -> dict:
     """dataset.json's audit section: totals, and every rule's count per source and instrument."""
     dropped = frame["drop_reason"].fillna("")
-    rule = frame["label_rule"]
+    rule = frame["label_rule"].astype(str)
     counts = {
         "octave_relabel": rule.str.contains("octave_relabel"), "tuning_offset": rule.str.contains("tuning_offset"),
         "audit_mismatch": dropped == "audit_mismatch", "audit_octave": dropped == "audit_octave",
+        "audit_range": dropped == "audit_range",
         "unsure": frame["audit_confidence"] < min_confidence,
     }
     keys = ["source", "instrument"]
@@ -144,4 +153,5 @@ def summary_line(audit: dict) -> str:
     tuned = [p for p in audit["presets"] if p["tuned"]]
     return (f"audit: {audit['sure']} of {audit['clips']} clips sure; octave_relabel {audit['octave_relabel']} clips "
             f"({len(moved)} presets), tuning_offset {audit['tuning_offset']} ({len(tuned)} presets), dropped "
-            f"audit_mismatch {audit['audit_mismatch']}, audit_octave {audit['audit_octave']}")
+            f"audit_mismatch {audit['audit_mismatch']}, audit_octave {audit['audit_octave']}, "
+            f"audit_range {audit.get('audit_range', 0)}")

@@ -261,7 +261,8 @@ def build_dataset(cfg: Config) -> pd.DataFrame:
 
     for task in todo:
         records[task.key] = shard_runs.reread_record(cfg, task.key)
-    rows = pd.concat([records[t.key] for t in shards], ignore_index=True)
+    rows = pd.concat([records[t.key] for t in shards], ignore_index=True) if shards else \
+        pd.DataFrame(columns=RECORD_COLUMNS)
     phrases = build_phrases(cfg, plan.fonts)
     manifest, summary = _write_outputs(cfg, rows, plan, shards, phrases)
     summary["made"] = sum(int(records[t.key]["sha256"].notna().sum()) for t in todo)

@@ -238,14 +238,14 @@ def make_plan(cfg: Config) -> Plan:
             raise PipelineError(f"soundfont {font.path} has no General MIDI presets (bank 0); "
                                 "remove it from data.soundfonts")
         skipped[font.name] = [i.name for i in instruments if i.program not in have]
-        notes += [plan_note(cfg, font.name, inst.program, midi, velocity, settings)
+        notes += [] if not d.notes else [plan_note(cfg, font.name, inst.program, midi, velocity, settings)
                   for inst in instruments if inst.program in have
                   for velocity in d.velocities for midi in range(d.note_low, d.note_high + 1)]
     nowhere = [i.name for i in instruments if all(i.name in skipped[f.name] for f in fonts)]
     if nowhere:
         raise PipelineError(f"no soundfont of data.soundfonts has a preset for {', '.join(nowhere)}; remove them "
                             "from data.instruments or add a full General MIDI soundfont")
-    if cfg.tones.enabled:
+    if cfg.tones.enabled and d.notes:
         planned = (plan_tone(cfg, kind, midi, variant, settings) for kind in cfg.tones.kinds
                    for midi in range(d.note_low, d.note_high + 1) for variant in range(cfg.tones.variants))
         notes += [n for n in planned if n is not None]

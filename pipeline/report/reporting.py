@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core import constants as C
-from pipeline.core.artifacts import atomic_path, remove_stale_temporaries, tool_versions, write_json, write_text
+from pipeline.core.artifacts import (
+    atomic_path,
+    remove_stale_temporaries,
+    sha256_file,
+    tool_versions,
+    write_json,
+    write_text,
+)
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import cents, hz_to_midi, midi_to_hz, note_name
 from pipeline.report.metrics import GROUP_COLUMNS, METRICS, by_group, summary
@@ -301,23 +308,32 @@ def print_summary(table: pd.DataFrame) -> None:
 
 
 # --- the stage ------------------------------------------------------------------------------
-def _model_estimates(cfg, features, path: Path, name: str, title: str) -> tuple[Estimator, np.ndarray, np.ndarray]:
+def _model_estimates(cfg, features, rows, path: Path, name: str,
+                     title: str) -> tuple[Estimator, np.ndarray, np.ndarray]:
     from pipeline.inference.predictor import load_predictor
 
     predictor = load_predictor(path)
+    if features is None:                   # a frame model: each test clip's frames, summarised
+        from pipeline.report.clip_estimates import frame_model_estimates
+
+        started = time.perf_counter()
+        hz, confidence = frame_model_estimates(cfg, rows, predictor)
+        return _model_estimator(predictor, path, name, title, len(hz), time.perf_counter() - started), hz, confidence
     if predictor.scaling != cfg.features.scaling:
         raise PipelineError(f"model {path} expects {predictor.scaling!r} spectrograms but features.scaling is "
                             f"{cfg.features.scaling!r}; run make train to retrain on these features")
     started = time.perf_counter()
     hz, confidence = predictor.predict(features)
-    seconds = time.perf_counter() - started
+    return _model_estimator(predictor, path, name, title, len(hz), time.perf_counter() - started), hz, confidence
+
+
+def _model_estimator(predictor, path: Path, name: str, title: str, clips: int, seconds: float) -> Estimator:
     meta = predictor.metadata
     details = {"path": str(path), "variant": predictor.variant, "params": meta.get("params"),
                "dataset_sha256": meta.get("dataset_sha256"), "training": meta.get("training")}
     title = title if title == predictor.variant else f"{title} ({predictor.variant})"
-    est = Estimator(name, title, "model",
-                    clips_per_second=len(hz) / seconds if seconds > 0 else float("nan"), details=details)
-    return est, hz, confidence
+    return Estimator(name, title, "model", clips_per_second=clips / seconds if seconds > 0 else float("nan"),
+                     details=details)
 
 
 REFINE_BLOCK = 2048              # clips read at a time to refine the model's estimates: memory stays flat
@@ -374,20 +390,26 @@ def _require_model(cfg) -> Path:
 def build_report(cfg) -> pd.DataFrame:
     """Model(s) and baselines on the test split -> reports/NAME/. Returns the summary table."""
     from pipeline.core.config import to_toml
+    from pipeline.data.clips import manifest_path
     from pipeline.data.feature_files import dataset_hash, load_split
 
     model_path = _require_model(cfg)
     remove_stale_temporaries(cfg.report_dir)  # what a killed report left
-    features, rows = load_split(cfg, "test")
+    if cfg.features.kind == "frames":      # the frame model reads each clip's audio itself
+        from pipeline.data.clips import load_manifest, split_rows
+
+        features, rows = None, split_rows(load_manifest(cfg.data_dir), "test")
+    else:
+        features, rows = load_split(cfg, "test")
     if not len(rows):
         raise PipelineError(f"the test split of {cfg.name} is empty; check split.* in the config and run make data")
     estimators, estimates, confidences = [], {}, {}
     models = [(model_path, "model", "model"), (cfg.model_dir / "reference" / C.MODEL_FILE, "reference", "reference")]
     for path, name, title in models:
         if path.is_file():
-            est, estimates[name], confidences[name] = _model_estimates(cfg, features, path, name, title)
+            est, estimates[name], confidences[name] = _model_estimates(cfg, features, rows, path, name, title)
             estimators.append(est)
-    if "model" in estimates:  # what predict --summary and evaluate answer, beside the network alone
+    if "model" in estimates and features is not None:  # predict --summary's refinement, beside the network alone
         network = replace(estimators[0], name="network", title=f"{estimators[0].title}, network alone")
         estimators.insert(1, network)
         estimates["network"], confidences["network"] = estimates["model"], confidences["model"]
@@ -401,7 +423,7 @@ def build_report(cfg) -> pd.DataFrame:
     predictions = predictions_table(rows, estimates, confidences)
     if not mask.all():
         predictions[SUBSET_COLUMN] = mask
-    data_hash = dataset_hash(cfg)
+    data_hash = dataset_hash(cfg) if features is not None else sha256_file(manifest_path(cfg.data_dir))
     context = _stage_context(cfg, rows, estimators, data_hash, int(mask.sum()))
     write_text(cfg.report_dir / "config.toml", to_toml(cfg))
     table = write_report(predictions, estimators, cfg.report_dir, context)
