@@ -44,6 +44,7 @@ CREPE_WINDOW = 1024             # samples: CREPE's fixed input at 16 kHz
 CREPE_HOP = 512                 # 32 ms: 9 frames inside a clip (frames are independent; CPU time is the cost)
 CREPE_VOICING = 0.5             # periodicity threshold for a voiced frame
 CREPE_FMIN_HZ = 32.0            # CREPE's lowest bin is 31.7 Hz; a lower fmin makes torchcrepe mask every bin
+CREPE_FIRST_BIN_CENTS = 1997.3794084376191   # that bin's centre in cents above 10 Hz (mir_eval's scale), as CREPE's
 CONTOUR_HOP = round(EVALUATION_HOP_SECONDS * C.SAMPLE_RATE)   # samples between a contour's frames (160)
 
 
@@ -127,11 +128,16 @@ def _crepe_frames(clips: np.ndarray) -> np.ndarray:
 
 
 def _import_torchcrepe():
-    """torchcrepe, even where torchaudio cannot load.
+    """torchcrepe, even where torchaudio cannot load, decoding at CREPE's exact bin centres.
 
     torchcrepe imports torchaudio only to read audio files; PyPI's torchaudio is built for one
     CUDA torch and fails to load beside the CPU torch wheel. We hand torchcrepe arrays, so an
     empty stand-in module is enough there.
+
+    Its weighted-argmax decoder averages bin centres that it draws once per process with
+    triangular noise of up to +-20 cents (`convert.dither`, 0.0.24): a 440 Hz tone then comes out
+    a few cents off, differently in every process. CREPE's own decoding (marl/crepe's local
+    average) uses the exact centres, so we give the decoder those.
     """
     try:
         import torchaudio  # noqa: F401
@@ -139,8 +145,12 @@ def _import_torchcrepe():
         for name in [m for m in sys.modules if m == "torchaudio" or m.startswith("torchaudio.")]:
             del sys.modules[name]
         sys.modules["torchaudio"] = types.ModuleType("torchaudio")
+    import torch
     import torchcrepe
 
+    bins = torch.arange(torchcrepe.PITCH_BINS, dtype=torch.float32)
+    centres = CREPE_FIRST_BIN_CENTS + torchcrepe.CENTS_PER_BIN * bins
+    torchcrepe.decode.weighted_argmax.weights = centres[None, :, None]
     return torchcrepe
 
 

@@ -126,3 +126,15 @@ def test_run_on_files_gives_one_f0_per_note_file(tmp_path):
     assert np.all(cents_off(result.hz[:2], np.array([440.0, 164.81])) < 5) and np.isnan(result.hz[2:]).all()
     assert [p for p, _ in result.info["failed"]] == [str(paths[3])]   # the tracker's failure; unreadable: NaN only
     assert result.clips_per_second > 0 and result.info["versions"]
+
+
+def test_crepe_decodes_at_the_exact_bin_centres():
+    """torchcrepe 0.0.24 draws its decoder's bin centres with up to +-20 cents of noise, once per
+    process; ours are CREPE's exact ones, so the answer is the same in every process."""
+    if B.missing_modules("crepe_tiny"):
+        pytest.skip(f"{', '.join(B.missing_modules('crepe_tiny'))} not installed")
+    import torchcrepe
+
+    B.contour("crepe_tiny", tone_between_silences())
+    centres = torchcrepe.decode.weighted_argmax.weights.reshape(-1).numpy()
+    assert np.allclose(np.diff(centres), 20.0, atol=1e-3) and centres[0] == pytest.approx(1997.3794, abs=1e-3)
