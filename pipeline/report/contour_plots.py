@@ -71,8 +71,11 @@ def plot_worst_files(items: list[dict], titles: dict[str, str], path: Path) -> N
             if name not in ("path", "truth"):
                 ax.plot(time[:len(hz)], hz[:len(time)], linewidth=1, label=titles.get(name, name))
         ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        if high / low >= 2.5:   # wide: 1, 2 and 5 of each decade; narrow: the minor ticks (there is no major one)
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g") if high / low < 2.5 else ticker.NullFormatter())
         ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_ylabel("Hz")
         ax.set_title(item["path"], fontsize=9)
