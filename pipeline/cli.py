@@ -114,20 +114,52 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from pipeline.report.folder_evaluation import evaluate_folder
-    from pipeline.report.reporting import print_summary
+    """Notes (a label per file) or contours (a truth CSV per file), chosen by --mode or by what
+    AUDIO_DIR holds; one `error: ...` line on stderr per problem, exit 1 if any."""
+    from pipeline.report.baselines import baseline_names
+    from pipeline.report.contour_evaluation import choose_mode
 
-    result = evaluate_folder(args.audio_dir, args.model, args.labels, args.output, refine=not args.no_refine)
+    names = baseline_names(args.baselines or "")
+    mode = choose_mode(args.audio_dir, args.mode, args.labels, args.truth)
+    wrong = {"notes": [("--truth", args.truth), ("--voicing-threshold", args.voicing_threshold)],
+             "contours": [("--labels", args.labels), ("--no-refine", args.no_refine)]}[mode]
+    given = [flag for flag, value in wrong if value not in (None, False)]
+    if given:
+        print(f"error: {', '.join(given)} do(es) not apply to {mode} mode; leave it out, or choose the mode "
+              "with --mode", file=sys.stderr)
+        return 2
+    if mode == "contours":
+        return _evaluate_contours(args, names)
+    from pipeline.report.folder_evaluation import evaluate_folder
+    from pipeline.report.reporting import format_summary
+
+    result = evaluate_folder(args.audio_dir, args.model, args.labels, args.output, refine=not args.no_refine,
+                             baselines=names)
     for message in result.problems:
         print(f"error: {message}", file=sys.stderr)
     if result.summary is not None:
-        print_summary(result.summary)
+        print(format_summary(result.summary))
         print(f"tables in {result.output_dir}")
     else:
         print("error: no file could be evaluated", file=sys.stderr)
     if result.problems:
         print(f"{len(result.problems)} of {result.files} files failed (those with a label count as misses)",
               file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _evaluate_contours(args, names: list[str]) -> int:
+    from pipeline.report.contour_evaluation import MODEL_VOICING, evaluate_contours, format_contour_summary
+
+    threshold = MODEL_VOICING if args.voicing_threshold is None else args.voicing_threshold
+    result = evaluate_contours(args.audio_dir, args.model, args.truth, args.output, names, threshold)
+    for message in result.problems:
+        print(f"error: {message}", file=sys.stderr)
+    if result.summary is None:
+        print("error: no file could be evaluated", file=sys.stderr)
+        return 1
+    print(format_contour_summary(result.summary))
+    print(f"{result.scored} of {result.files} files scored; tables and plots in {result.output_dir}")
     return 0 if result.ok else 1
 
 
@@ -196,18 +228,29 @@ def _add_predict_parser(sub) -> None:
 
 
 def _add_evaluate_parser(sub) -> None:
-    text = "metrics and per-pitch tables on a folder of labeled notes"
+    text = "metrics on a folder of labeled notes, or of recordings with per-frame truth (contours)"
     p = sub.add_parser("evaluate", help=text, description=text)
     p.add_argument("audio_dir", metavar="AUDIO_DIR",
-                   help="folder of notes, labeled by name (A4.wav, Cs4.wav, Db4.wav) or by --labels")
+                   help="folder of notes labeled by name (A4.wav, Cs4.wav, Db4.wav) or by --labels; or of "
+                        "recordings each with its truth NAME.csv or NAME.f0.csv (time,frequency; 0 = unvoiced)")
+    p.add_argument("--mode", choices=("auto", "notes", "contours"), default="auto",
+                   help="notes: one pitch per file; contours: per-frame truth (default auto: contours when "
+                        "truth CSVs are there)")
     p.add_argument("--model", default=None, metavar="MODEL",
                    help="a trained model, e.g. models/default/model.keras (default: the model shipped in the package)")
     p.add_argument("--labels", default=None, metavar="CSV",
-                   help="CSV with path,frequency or path,note columns (a dataset's manifest.csv works)")
+                   help="notes: CSV with path,frequency or path,note columns (a dataset's manifest.csv works)")
+    p.add_argument("--truth", default=None, metavar="DIR",
+                   help="contours: the folder of the truth CSVs, if not beside the audio (e.g. MDB-stem-synth's "
+                        "annotation_stem)")
+    p.add_argument("--baselines", default=None, metavar="NAME,...",
+                   help="trackers scored beside the model: praat, pyin, swift_f0, crepe, crepe_tiny")
     p.add_argument("--output", default=None, metavar="DIR",
                    help="folder for the tables (default: AUDIO_DIR/evaluation)")
     p.add_argument("--no-refine", action="store_true",
-                   help="the network's estimates alone, not made fine from each frame's partials")
+                   help="notes: the network's estimates alone, not made fine from each frame's partials")
+    p.add_argument("--voicing-threshold", type=float, default=None, metavar="C",
+                   help="contours: the model's frames with confidence >= C are voiced (default 0.5)")
     p.set_defaults(func=_cmd_evaluate)
 
 

@@ -12,7 +12,10 @@ plain values; the command line only prints what it returns.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,10 @@ import pandas as pd
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import hz_to_midi, midi_to_hz, note_name, note_to_midi
 from pipeline.data.clips import CLIP_NAME_RE
-from pipeline.report.reporting import Estimator, predictions_table, write_report
+from pipeline.report.baselines import BaselineResult, baseline_names, run_baseline_on_files
+from pipeline.report.reporting import PLOT_TITLE, Estimator, predictions_table, write_report
+
+log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 EVALUATION_DIR = "evaluation"   # the tables' folder inside AUDIO_DIR when no output folder is given
@@ -85,15 +91,22 @@ def labels_from_csv(csv_path: str | Path, audio_dir: str | Path) -> pd.DataFrame
     return frame
 
 
-def labels_from_names(audio_dir: str | Path) -> pd.DataFrame:
-    """Every audio file under AUDIO_DIR, labeled by its name (label_hz NaN when the name has none)."""
+def audio_files(audio_dir: str | Path) -> list[Path]:
+    """Every audio file under AUDIO_DIR, sorted; PipelineError when the folder is missing or has none."""
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
-        raise PipelineError(f"audio folder {audio_dir} not found; pass a folder of labeled notes")
+        raise PipelineError(f"audio folder {audio_dir} not found; pass a folder of labeled audio")
     files = sorted(p for p in audio_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise PipelineError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {audio_dir}; "
-                            "point evaluate at a folder of notes such as A4.wav")
+                            "point evaluate at a folder of notes such as A4.wav, or of recordings with truth CSVs")
+    return files
+
+
+def labels_from_names(audio_dir: str | Path) -> pd.DataFrame:
+    """Every audio file under AUDIO_DIR, labeled by its name (label_hz NaN when the name has none)."""
+    audio_dir = Path(audio_dir)
+    files = audio_files(audio_dir)
     return pd.DataFrame({"path": [str(p.relative_to(audio_dir)) for p in files],
                          "file": [str(p) for p in files],
                          "label_hz": [label_from_name(p) for p in files]})
@@ -113,11 +126,17 @@ def _normalise_estimates(result, n: int) -> tuple[np.ndarray, list[str | None]]:
     return hz, errors
 
 
-def model_estimator(model_path: str | Path, refine: bool = True) -> Estimate:
-    """The trained model as an estimator: pipeline.inference.prediction.summarize_files(paths, model_path)."""
+def require_model(model_path: str | Path) -> Path:
+    """The model file's path; PipelineError when it is not there."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise PipelineError(f"model {model_path} not found; run make train or give the path of a trained model")
+    return model_path
+
+
+def model_estimator(model_path: str | Path, refine: bool = True) -> Estimate:
+    """The trained model as an estimator: pipeline.inference.prediction.summarize_files(paths, model_path)."""
+    model_path = require_model(model_path)
 
     def estimate(paths: Sequence[str]):
         from pipeline.inference import prediction
@@ -184,31 +203,56 @@ class FolderEvaluation:
 
 def evaluate_folder(audio_dir: str | Path, model_path: str | Path | None = None, labels_csv: str | Path | None = None,
                     output_dir: str | Path | None = None, estimate: Estimate | None = None,
-                    refine: bool = True) -> FolderEvaluation:
+                    refine: bool = True, baselines: Sequence[str] | str = ()) -> FolderEvaluation:
     """Label every note in `audio_dir` (from `labels_csv`, else from the file names), estimate its
     pitch with the model at `model_path` (default: the shipped model; its estimates made fine
-    unless `refine` is False) or with `estimate`, and write the report's tables to
-    `output_dir` (default: AUDIO_DIR/evaluation)."""
+    unless `refine` is False) or with `estimate`, and with each of `baselines` (the median of its
+    voiced frames over the whole file), and write the report's tables to `output_dir` (default:
+    AUDIO_DIR/evaluation). With baselines, every estimator's speed is measured (files/s)."""
     from pipeline.inference.predictor import default_model_path
 
     audio_dir = Path(audio_dir)
+    names = baseline_names(baselines)
     labels = labels_from_csv(labels_csv, audio_dir) if labels_csv else labels_from_names(audio_dir)
     model_path = Path(model_path) if model_path else default_model_path()
     estimate = estimate or model_estimator(model_path, refine)
+    started = time.perf_counter()
     frame, problems = estimate_labels(labels, estimate)
+    seconds = time.perf_counter() - started
     if not len(frame):
         return FolderEvaluation(frame, tuple(problems), len(labels), None, None)
+    results = [run_baseline_on_files(name, frame["file"].tolist()) for name in names]
+    relative = dict(zip(frame["file"], frame["path"]))
+    for result in results:
+        if result.skipped:
+            log.warning(f"baseline {result.name} skipped: {result.skipped}")
+        problems += [f"{relative[file]}: {message}" for file, message in result.info.get("failed", [])]
+    speed = len(frame) / seconds if names and seconds > 0 else math.nan
     output = Path(output_dir) if output_dir else audio_dir / EVALUATION_DIR
-    table = write_folder_evaluation(frame, output, {"audio_dir": str(audio_dir), "model": str(model_path)})
+    table = write_folder_evaluation(frame, output, {"audio_dir": str(audio_dir), "model": str(model_path)},
+                                    results, speed)
     return FolderEvaluation(frame, tuple(problems), len(labels), table, output)
 
 
-def write_folder_evaluation(frame: pd.DataFrame, out_dir: str | Path, context: dict) -> pd.DataFrame:
-    """The report's files for `pipeline evaluate`: the model's estimates in frame['estimate']."""
-    predictions = predictions_table(frame, {"model": frame["estimate"].to_numpy()})
-    model = Estimator("model", "model", "model", details={"path": context.get("model")})
-    page = {"title": f"Evaluation of {context.get('audio_dir', 'a folder')}",
-            "intro": [f"Model `{context.get('model')}` on {len(frame)} labeled files."],
-            "reproduce": [f"`pipeline evaluate {context.get('audio_dir')} --model {context.get('model')}`"],
+def write_folder_evaluation(frame: pd.DataFrame, out_dir: str | Path, context: dict,
+                            baselines: Sequence[BaselineResult] = (), model_speed: float = math.nan) -> pd.DataFrame:
+    """The report's files for `pipeline evaluate`: the model's estimates in frame['estimate'], and
+    each baseline's beside them."""
+    estimates = {"model": frame["estimate"].to_numpy()}
+    estimators = [Estimator("model", "model", "model", model_speed, details={"path": context.get("model")})]
+    for result in baselines:
+        estimators.append(Estimator(result.name, result.info["title"], "baseline", result.clips_per_second,
+                                    skipped=result.skipped, details=result.info))
+        if result.hz is not None:
+            estimates[result.name] = result.hz
+    audio_dir = context.get("audio_dir", "a folder")
+    intro = [f"Model `{context.get('model')}` on {len(frame)} labeled files."]
+    if baselines:
+        intro.append("Baselines: each tracker over the whole file, the median of its voiced frames. Speeds are "
+                     "files per second, from reading each file.")
+    page = {"title": f"Evaluation of {audio_dir}", "intro": intro,
+            "plot_title": f"{PLOT_TITLE} ({Path(audio_dir).name or audio_dir})",
+            "reproduce": [f"`pipeline evaluate {audio_dir} --model {context.get('model')}"
+                          + (f" --baselines {','.join(r.name for r in baselines)}`" if baselines else "`")],
             "metrics": {"context": context}}
-    return write_report(predictions, [model], out_dir, page)
+    return write_report(predictions_table(frame, estimates), estimators, out_dir, page)

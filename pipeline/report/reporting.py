@@ -43,6 +43,7 @@ LABEL_COLUMNS = ["path", "source", "instrument", "instrument_name", "family", "p
 SUBSET_COLUMN = "baseline_clip"   # True on the test clips the baselines ran on
 PLOT_DPI = 120
 PLOT_LOG_FLOOR = 0.01           # a zero error drawn at this height on the plot's log axes
+PLOT_TITLE = "Prediction errors by pitch"   # the report adds "(test split)", evaluate the folder's name
 
 
 @dataclass
@@ -137,8 +138,9 @@ def predictions_table(labels: pd.DataFrame, estimates: dict[str, np.ndarray],
 
 
 # --- the plot --------------------------------------------------------------------------------
-def plot_by_pitch(by_pitch: pd.DataFrame, estimators: list[Estimator], path: Path) -> None:
-    """'Prediction errors by pitch': mean |error| in Hz, median |error| in cents, share within 50 cents."""
+def plot_by_pitch(by_pitch: pd.DataFrame, estimators: list[Estimator], path: Path,
+                  title: str = "Prediction errors by pitch") -> None:
+    """`title`: mean |error| in Hz, median |error| in cents, share within 50 cents, by pitch."""
     import matplotlib
 
     matplotlib.use("Agg")   # no display on servers and CI
@@ -160,7 +162,7 @@ def plot_by_pitch(by_pitch: pd.DataFrame, estimators: list[Estimator], path: Pat
     axes[2].set_ylim(-0.02, 1.02)
     axes[0].legend(loc="upper left", fontsize=8)
     _pitch_ticks(axes[-1], by_pitch["midi"])
-    fig.suptitle("Prediction errors by pitch (test split)")
+    fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=PLOT_DPI)
@@ -210,7 +212,8 @@ def summary_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         cells = [f"{100 * v:.1f}%" if key in PERCENT_METRICS and math.isfinite(v) else _fmt(v)
                  for v in table[key]]
         rows.append([label, *cells])
-    rows.append(["speed (clips/s)", *[_fmt(v) for v in table["clips_per_second"]]])
+    if np.isfinite(table["clips_per_second"].to_numpy(dtype=np.float64)).any():   # measured beside baselines
+        rows.append(["speed (clips/s)", *[_fmt(v) for v in table["clips_per_second"]]])
     return header, rows
 
 
@@ -256,12 +259,12 @@ def markdown_page(summary_table: pd.DataFrame, tables: dict[str, pd.DataFrame], 
     return "\n".join(parts)
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN and infinities as null: metrics.json stays strict JSON."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -281,11 +284,11 @@ def write_report(predictions: pd.DataFrame, estimators: list[Estimator], out_dir
     for stem, grouped in tables.items():
         _write_csv(out_dir / f"{stem}.csv", grouped)
     if "by_pitch" in tables and len(tables["by_pitch"]):
-        plot_by_pitch(tables["by_pitch"], estimators, out_dir / "by_pitch.png")
+        plot_by_pitch(tables["by_pitch"], estimators, out_dir / "by_pitch.png", context.get("plot_title", PLOT_TITLE))
     metrics = {"estimators": {row["estimator"]: row for row in table.to_dict("records")},
                "baselines": {e.name: asdict(e) for e in estimators if e.kind == "baseline"},
                **context.get("metrics", {})}
-    write_json(out_dir / "metrics.json", _json_safe(metrics))
+    write_json(out_dir / "metrics.json", json_safe(metrics))
     write_text(out_dir / "report.md", markdown_page(table, tables, estimators, context))
     return table
 
@@ -446,6 +449,7 @@ def _stage_context(cfg, rows: pd.DataFrame, estimators: list[Estimator], data_ha
                      f"(report.max_baseline_clips); the models' rows 'baseline clips' are on the same clips.")
     return {
         "title": f"Pitch report: {cfg.name}",
+        "plot_title": f"{PLOT_TITLE} (test split)",
         "intro": intro,
         "reproduce": [(f"`make report CONFIG=configs/{cfg.name}.toml` (or `python -m pipeline report --config "
                        f"configs/{cfg.name}.toml`); the operative config is [config.toml](config.toml).")],

@@ -126,3 +126,64 @@ def test_evaluate_without_a_model_is_a_clear_error(tmp_path, capsys):
         evaluate_folder(audio, tmp_path / "nope.keras", output_dir=tmp_path / "out")
     assert main(["evaluate", str(audio), "--model", str(tmp_path / "nope.keras")]) == 2
     assert capsys.readouterr().err.startswith("error: model ")
+
+
+# --- baselines beside the model, and the page's wording -------------------------------------
+def _write_tones(folder, notes):
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(8000) / 16000
+    for name, hz in notes.items():
+        tone = sum(np.sin(2 * np.pi * hz * k * t) / k for k in range(1, 5))
+        sf.write(folder / name, (0.4 * tone / np.abs(tone).max()).astype(np.float32), 16000)
+
+
+def test_notes_with_a_baseline_beside_the_model(tmp_path, monkeypatch):
+    from pipeline.report import reporting
+
+    titles = []
+    real_plot = reporting.plot_by_pitch
+    monkeypatch.setattr(reporting, "plot_by_pitch", lambda *a, **k: titles.append(a[3]) or real_plot(*a, **k))
+    audio = tmp_path / "my notes"
+    _write_tones(audio, {"A4.wav": 440.0, "E3.wav": 164.81, "C5.wav": 523.25})
+    result = evaluate_folder(audio, None, output_dir=tmp_path / "out", baselines="praat",
+                             estimate=lambda paths: np.full(len(paths), 440.0))
+    assert result.ok and list(result.summary["estimator"]) == ["model", "praat"]
+    praat = result.summary.set_index("estimator").loc["praat"]
+    assert praat["rpa10"] == 1.0 and praat["count"] == 3 and praat["clips_per_second"] > 0
+    predictions = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert np.all(np.abs(predictions["praat_cents"]) < 5)
+    text = format_summary(result.summary)
+    assert "speed (clips/s)" in text and "Praat autocorrelation" in text.splitlines()[0]
+    assert titles == ["Prediction errors by pitch (my notes)"]    # not "(test split)" on a user's folder
+    page = (tmp_path / "out" / "report.md").read_text()
+    assert "--baselines praat" in page and "median of its voiced frames" in page
+
+
+def test_no_speed_row_without_baselines(tmp_path):
+    audio = tmp_path / "notes"
+    _write_notes(audio, list(ANSWERS))
+    result = evaluate_folder(audio, None, output_dir=tmp_path / "out", estimate=_answers)
+    assert "speed" not in format_summary(result.summary)
+    assert "speed (clips/s)" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_command_takes_baselines_in_notes_mode(tmp_path, monkeypatch, capsys):
+    audio = tmp_path / "notes"
+    _write_tones(audio, {"A4.wav": 440.0})
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"stand-in: the estimator below is used instead")
+    monkeypatch.setattr(folder_evaluation, "model_estimator", lambda path, refine=True: _answers_440)
+    code = main(["evaluate", str(audio), "--model", str(model), "--baselines", "swiftf0",
+                 "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:2] == ["metric", "model"] and "SwiftF0" in out.splitlines()[0]
+    assert "speed (clips/s)" in out
+    assert main(["evaluate", str(audio), "--truth", str(tmp_path)]) == 2   # a truth folder means contours
+    assert "no audio file under" in capsys.readouterr().err
+    assert main(["evaluate", str(audio), "--mode", "notes", "--voicing-threshold", "0.3"]) == 2
+    assert "--voicing-threshold do(es) not apply to notes mode" in capsys.readouterr().err
+
+
+def _answers_440(paths):
+    return np.full(len(paths), 440.0)
