@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.dsp.confidence import ENERGY_FLOOR_DBFS, ENERGY_FULL_DBFS
+from pipeline.dsp.frame_refine import refine
 from pipeline.dsp.log_spectrum import HOP, PAD, WINDOWS, frame_count, spectra_at_samples
 
 BLOCK_FRAMES = 500                 # frames per model call: 5 s of audio, 25 MB of intermediate tensors
@@ -29,8 +30,9 @@ class FrameTracker:
     """Feed it 16 kHz mono audio in pieces (`feed`), then `finish()`: (hz, confidence, level_db)
     of every frame."""
 
-    def __init__(self, predictor, block_frames: int = BLOCK_FRAMES):
-        self.predictor, self.block = predictor, block_frames
+    def __init__(self, predictor, block_frames: int = BLOCK_FRAMES, fine: bool = True):
+        """`fine`: each frame's estimate made exact from its partials (pipeline/dsp/frame_refine.py)."""
+        self.predictor, self.block, self.fine = predictor, block_frames, fine
         self.context = predictor.context
         self.margin = PAD + (self.context + 1) * HOP        # samples a frame's context reaches either side
         self.buffer = np.zeros(self.margin, np.float32)      # silence before the audio
@@ -72,9 +74,11 @@ class FrameTracker:
         if len(loud):                                        # silence never reaches the model
             lo, hi = first + loud[0], first + loud[-1] + 1
             centres = np.arange(lo - self.context, hi + self.context) * HOP - self.origin
-            activations = self.predictor.frame_activations(spectra_at_samples(self.buffer, centres))
-            found_hz, found = self.predictor.encoding.decode(activations)
-            hz[lo - first:hi - first], confidence[lo - first:hi - first] = found_hz, found
+            spectra, magnitudes = spectra_at_samples(self.buffer, centres, magnitudes=True)
+            found_hz, found = self.predictor.encoding.decode(self.predictor.frame_activations(spectra))
+            inner = slice(self.context, len(centres) - self.context)
+            hz[lo - first:hi - first] = refine(magnitudes[inner], found_hz) if self.fine else found_hz
+            confidence[lo - first:hi - first] = found
         gate = np.clip((levels - ENERGY_FLOOR_DBFS) / (ENERGY_FULL_DBFS - ENERGY_FLOOR_DBFS), 0.0, 1.0)
         return np.where(gate > 0, hz, 0.0), np.clip(confidence, 0.0, 1.0) * gate, levels
 
@@ -87,9 +91,10 @@ class FrameTracker:
         return 10.0 * np.log10(np.maximum(mean, 10.0 ** (C.SILENCE_DB / 10.0)))
 
 
-def track_audio(pieces: Iterable[np.ndarray], predictor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def track_audio(pieces: Iterable[np.ndarray], predictor,
+                fine: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(hz, confidence, level_db) every 10 ms of 16 kHz audio given in pieces."""
-    tracker = FrameTracker(predictor)
+    tracker = FrameTracker(predictor, fine=fine)
     for piece in pieces:
         tracker.feed(piece)
     return tracker.finish()

@@ -62,10 +62,13 @@ DENOMINATOR = {"voicing_recall": "voiced_frames", "voicing_false_alarm": "unvoic
 
 @dataclass(frozen=True)
 class Contour:
-    """Frame times (s, increasing), f0 in Hz (0: no pitch) and voicing (bool), one per frame."""
+    """Frame times (s, increasing), f0 in Hz (0: no pitch) and voicing (bool), one per frame; a
+    truth may also say which frames are to be scored (`scored`; None: all of them): the frames a
+    dataset flags as untrusted (pipeline/data/phrase_labels.py) are left out of every measure."""
     time: np.ndarray
     frequency: np.ndarray
     voiced: np.ndarray
+    scored: np.ndarray | None = None
 
     def __post_init__(self):
         time = np.asarray(self.time, dtype=np.float64).reshape(-1)
@@ -131,7 +134,14 @@ def align(truth: Contour, estimate: Contour, hop: float = EVALUATION_HOP_SECONDS
         warnings.simplefilter("ignore", UserWarning)
         arrays = melody.to_cent_voicing(truth.time, ref_freq, estimate.time, estimate.frequency.copy(),
                                         est_voicing=estimate.voiced.astype(np.float64), hop=hop)
-    return Aligned(*(np.asarray(a, dtype=np.float64) for a in arrays))
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    if truth.scored is not None:                 # each grid frame takes the nearest truth frame's say
+        grid = np.arange(len(arrays[0])) * hop
+        nearest = np.clip(np.searchsorted(truth.time, grid), 1, len(truth) - 1)
+        nearest -= (grid - truth.time[nearest - 1]) < (truth.time[nearest] - grid)
+        keep = np.asarray(truth.scored, dtype=bool)[nearest]
+        arrays = [a[keep] for a in arrays]
+    return Aligned(*arrays)
 
 
 def score(aligned: Aligned) -> dict:

@@ -26,7 +26,8 @@ import numpy as np
 from pipeline.core.errors import PipelineError
 from pipeline.report.frame_metrics import Contour
 
-TRUTH_SUFFIXES = (".csv", ".f0.csv")   # song.csv first: song.f0.csv may be `pipeline predict`'s own output
+# song.csv first: song.f0.csv may be `pipeline predict`'s own output; song.frames.csv: this project's phrases
+TRUTH_SUFFIXES = (".csv", ".f0.csv", ".frames.csv")
 TIME_NAMES = ("time", "times", "time_s", "timestamp", "t")
 FREQUENCY_NAMES = ("frequency", "f0", "frequency_hz", "f0_hz", "freq", "hz", "pitch")
 VOICING_NAMES = ("voiced", "voicing", "confidence")
@@ -145,9 +146,25 @@ def read_truth(path: str | Path) -> Contour:
         raise PipelineError(f"{path}: not a text file; write {LAYOUT}") from None
     except OSError as exc:
         raise PipelineError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    text, scored = _without_flags(text)
     table, lines, voicing = _parse(path, text)
     _check(path, table, lines, voicing)
     voiced = table[:, 1] > 0
     if voicing:
         voiced &= table[:, 2] >= VOICED_AT
-    return Contour(table[:, 0], table[:, 1], voiced)
+    return Contour(table[:, 0], table[:, 1], voiced, scored)
+
+
+def _without_flags(text: str) -> tuple[str, np.ndarray | None]:
+    """A phrase's frame table (this project's NAME.frames.csv: time,f0_hz,voiced,clean,flag): the
+    text with its flag column gone, and which frames are to be scored (no flag). Other layouts
+    are returned as they are."""
+    lines = text.splitlines()
+    header = lines[0].strip().lower().split(",") if lines else []
+    if "flag" not in header:
+        return text, None
+    at = header.index("flag")
+    rows = [line.split(",") for line in lines if line.strip()]
+    scored = np.array([len(r) <= at or not r[at].strip() for r in rows[1:]])
+    kept = [",".join(f for i, f in enumerate(r) if i != at) for r in rows]
+    return "\n".join(kept), scored

