@@ -69,8 +69,10 @@ LIMITATIONS = (
 
 def write_card(cfg: Config, manifest: pd.DataFrame, summary: dict) -> bool:
     """data/NAME/README.md from the build's summary (dataset.json's content) and manifest; only when
-    its text changes. True if written."""
-    return write_if_changed(cfg.data_dir / CARD_FILE, card_text(summary, manifest).encode())
+    its text changes. True if written. The summary goes through JSON as dataset.json does, so that the
+    card is the one an export makes from dataset.json."""
+    as_written = json.loads(json.dumps(summary, sort_keys=True, default=str))
+    return write_if_changed(cfg.data_dir / CARD_FILE, card_text(as_written, manifest).encode())
 
 
 def card_text(summary: dict, manifest: pd.DataFrame, configs: dict[str, str] | None = None,

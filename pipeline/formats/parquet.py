@@ -45,8 +45,8 @@ def arrow_schema(columns: list[Column]):
         if c.kind == "audio":
             return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
         if c.kind in _LISTS:
-            return pa.list_(getattr(pa, _LISTS[c.kind])())
-        return getattr(pa, _ARROW[c.kind])()
+            return pa.list_(pa.type_for_alias(_LISTS[c.kind]))
+        return pa.type_for_alias(_ARROW[c.kind])
 
     metadata = {"huggingface": json.dumps({"info": {"features": hf_features(columns)}})}
     return pa.schema([(c.name, arrow_type(c)) for c in columns], metadata=metadata)
