@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import tarfile
 
@@ -22,8 +21,7 @@ from pipeline.formats.table import FRAMES_FILE
 
 pytest.importorskip("pyarrow", reason="pip install -e .[formats]")
 
-SHARD = 64   # clips per shard: several shards per split in the tiny dataset
-FORMATS = ("parquet", "webdataset", "nsynth")   # tfrecord is read back in test_loaders (TensorFlow)
+from tests.formats.conftest import FORMATS, SHARD
 
 
 def sha(data: bytes) -> str:
@@ -39,37 +37,6 @@ def assert_labels_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
             assert np.array_equal(a.to_numpy(np.float64), b.to_numpy(np.float64), equal_nan=True), column
         else:
             assert [str(v) for v in a] == [str(v) for v in b], column
-
-
-def frames_for(manifest: pd.DataFrame) -> pd.DataFrame:
-    """A frame table as phrases will have one: 10 ms frames, f0 the label, the last third unvoiced."""
-    rows = []
-    for i, (path, hz) in enumerate(zip(manifest["path"], manifest["frequency"])):
-        count = 20 + i % 7   # lengths differ from clip to clip
-        time = np.arange(count) * 0.01
-        rows.append(pd.DataFrame({"path": path, "time": time, "f0_hz": hz * (1 + time / 1000),
-                                  "voiced": np.arange(count) < 2 * count // 3}))
-    return pd.concat(rows, ignore_index=True)
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exports")
-    done = E.export_dataset(tiny_dataset, FORMATS, out, shard_size=SHARD)
-    return tiny_dataset, out, done
-
-
-@pytest.fixture(scope="module")
-def framed(tiny_dataset, tmp_path_factory):
-    """A copy of the tiny dataset (clips hard-linked) with a frame table, exported."""
-    from pipeline.core.config import load_config
-
-    root = tmp_path_factory.mktemp("framed")
-    cfg = load_config(None, [f'root="{root}"', f'name="{tiny_dataset.name}"'])
-    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir, copy_function=os.link)
-    frames_for(load_manifest(cfg.data_dir)).to_csv(cfg.data_dir / FRAMES_FILE, index=False)
-    E.export_dataset(cfg, ("parquet", "webdataset", "tfrecord"), root / "out", shard_size=SHARD)
-    return cfg, root / "out"
 
 
 # --- what each format holds ---------------------------------------------------------------------
@@ -191,7 +158,7 @@ def test_a_second_export_does_nothing_and_a_damaged_one_is_made_again(exported, 
     before = shard.read_bytes()
     shard.write_bytes(before[:1000])   # truncated
     redone = {d.format: d.written for d in E.export_dataset(cfg, FORMATS, out, shard_size=SHARD)}
-    assert redone == {"parquet": False, "webdataset": True, "nsynth": False}
+    assert redone == {"parquet": False, "webdataset": True, "tfrecord": False, "nsynth": False}
     assert shard.read_bytes() == before   # the same bytes as the first time
 
 
