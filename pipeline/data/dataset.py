@@ -47,9 +47,9 @@ from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import note_name
 from pipeline.data import audit, augmentation, tones
-from pipeline.data.card import write_card
 from pipeline.data import postprocessing as post
 from pipeline.data.augmentation import AugmentSpec
+from pipeline.data.card import write_card
 from pipeline.data.clips import (
     BUILD_FILE,
     CLIPS_DIR,
