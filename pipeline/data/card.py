@@ -146,7 +146,7 @@ def _crosstab(manifest: pd.DataFrame, key: str, title: str) -> str:
 
     splits = [s for s in C.SPLITS if s in set(manifest["split"])]
     table = pd.crosstab(manifest[key], manifest["split"]).reindex(columns=splits, fill_value=0)
-    rows = [[f"`{k}`", *(int(v) for v in row), int(row.sum())] for k, row in table.iterrows()]
+    rows = [[f"`{k}`", *(f"{int(v):,}" for v in row), f"{int(row.sum()):,}"] for k, row in table.iterrows()]
     return _table([title, *splits, "all"], rows)
 
 

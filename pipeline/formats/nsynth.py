@@ -18,9 +18,9 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.core.artifacts import ensure_dir, write_bytes, write_if_changed
+from pipeline.core.artifacts import atomic_path, ensure_dir, write_bytes
 from pipeline.core.instruments import NSYNTH_QUALITIES
-from pipeline.formats.table import Batch, Column, Shard, record
+from pipeline.formats.table import Batch, Column, Shard, records
 
 FOLDERS = {"train": "nsynth-train", "val": "nsynth-valid", "test": "nsynth-test"}
 PARTS = ".parts"    # a split's examples, a file per shard, until the split's examples.json is written
@@ -62,23 +62,23 @@ def write_shard(path: Path, batch: Batch, columns: list[Column]) -> None:
     split_dir = path.parent.parent
     audio = ensure_dir(split_dir / "audio")
     entries = {}
-    for i, (data, clip) in enumerate(zip(batch.audio, batch.files)):
-        meta = record(batch, columns, i)
-        for name, values in (batch.frames or {}).items():
-            meta[name] = values[i].tolist()
+    for i, (data, clip, meta) in enumerate(zip(batch.audio, batch.files, records(batch, columns))):
         link_or_copy(clip, audio / f"{meta['note_str']}.wav", data)
         entries[meta["note_str"]] = nsynth_example(meta, batch.shard.manifest_rows[i])
     path.write_text(json.dumps(entries))
 
 
 def finish(folder: Path, shards: list[Shard]) -> None:
-    """Each split's parts joined into its examples.json (keys in manifest order), the parts removed."""
+    """Each split's parts joined into its examples.json (keys in manifest order), a part at a time (memory
+    holds one shard's entries), then the parts removed."""
     for split in dict.fromkeys(s.split for s in shards):
-        parts = folder / FOLDERS[split] / PARTS
-        entries = {}
-        for shard in [s for s in shards if s.split == split]:
-            entries.update(json.loads((folder / shard_name(split, shard.index, shard.count)).read_text()))
-        write_if_changed(folder / FOLDERS[split] / EXAMPLES, json.dumps(entries, indent=1).encode(), sync=False)
-        for part in parts.iterdir():
+        parts = [folder / shard_name(split, s.index, s.count) for s in shards if s.split == split]
+        with atomic_path(folder / FOLDERS[split] / EXAMPLES, sync=False) as tmp, open(tmp, "w") as out:
+            out.write("{")
+            for i, part in enumerate(parts):
+                text = part.read_text().strip()
+                out.write(("," if i else "") + text[1:-1])   # a shard is never empty
+            out.write("}")
+        for part in parts:
             part.unlink()
-        parts.rmdir()
+        (folder / FOLDERS[split] / PARTS).rmdir()

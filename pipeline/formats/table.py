@@ -178,23 +178,17 @@ def _frames(shard: Shard, frames: dict | None) -> dict[str, list[np.ndarray]] | 
     return {name: [frames[p][i] for p in shard.rows["path"]] for i, name in enumerate(FRAME_COLUMNS)}
 
 
-def record(batch: Batch, columns: list[Column], i: int) -> dict:
-    """Row `i` of a batch as plain Python values (None for a missing number), the audio and the
-    frames left out: what the WebDataset and NSynth exports write as JSON."""
-    row = batch.rows.iloc[i]
-    out = {}
-    for column in columns:
-        if column.kind in ("audio", "floats", "bools"):
-            continue
-        value = row[column.name]
-        if column.kind == "text":
-            out[column.name] = None if _missing(value) else str(value)
-        elif column.kind == "int":
-            out[column.name] = int(value)
-        elif column.kind == "ints":
-            out[column.name] = [int(v) for v in value]
-        else:
-            out[column.name] = None if _missing(value) else float(value)
+def records(batch: Batch, columns: list[Column]) -> list[dict]:
+    """The batch's rows as plain Python values (None for a missing number), the audio left out and a
+    phrase's frames as lists: what the WebDataset and NSynth exports write as JSON."""
+    wanted = [c for c in columns if c.kind not in ("audio", "floats", "bools")]
+    convert = {"text": lambda v: v if isinstance(v, str) else None, "int": int, "ints": lambda v: [int(x) for x in v],
+               "float": lambda v: None if _missing(v) else float(v)}
+    out = [{c.name: convert[c.kind](row[c.name]) for c in wanted}
+           for row in batch.rows[[c.name for c in wanted]].to_dict("records")]
+    for name, values in (batch.frames or {}).items():
+        for meta, value in zip(out, values):
+            meta[name] = value.tolist()
     return out
 
 

@@ -15,7 +15,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from pipeline.formats.table import Batch, Column, record
+from pipeline.formats.table import Batch, Column, records
 
 SUFFIX = ".tar"
 
@@ -40,10 +40,7 @@ def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
 
 def write_shard(path: Path, batch: Batch, columns: list[Column]) -> None:
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for i, (data, clip) in enumerate(zip(batch.audio, batch.rows["path"])):
-            meta = record(batch, columns, i)
-            for name, values in (batch.frames or {}).items():
-                meta[name] = values[i].tolist()
+        for data, clip, meta in zip(batch.audio, batch.rows["path"], records(batch, columns)):
             key = sample_key(clip)
             tar.addfile(*_member(f"{key}.wav", data))
             tar.addfile(*_member(f"{key}.json", json.dumps(meta, sort_keys=True).encode()))
