@@ -52,3 +52,21 @@ def test_the_card_is_a_function_of_its_inputs_and_names_unknown_licences(tiny_da
         {"split": "train", "path": "parquet/train-*.parquet"}]}]
     assert source_licence("FluidR3_GM.sf2").hub_id == "mit"
     assert source_licence("OPL-3_FM_128M.sf2").hub_id == "cc-by-sa-4.0"
+
+
+def test_a_build_with_nothing_new_leaves_the_card_alone(tiny_dataset, tmp_path):
+    import os
+    import shutil
+
+    from pipeline.data.dataset import build_dataset
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path)
+    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir, copy_function=shutil.copy2)
+    card = cfg.data_dir / CARD_FILE
+    os.utime(card, ns=(1, 1))
+    build_dataset(cfg)   # renders nothing: every shard is whole
+    assert card.stat().st_mtime_ns == 1
+    card.unlink()
+    build_dataset(cfg)
+    assert card.read_text() == (tiny_dataset.data_dir / CARD_FILE).read_text()
