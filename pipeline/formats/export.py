@@ -80,6 +80,8 @@ def export_dataset(cfg: Config, formats=tuple(FORMATS), out: str | Path | None =
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PipelineError(f"unknown export format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    if "parquet" in formats:
+        parquet.require_pyarrow()   # before anything is written
     data_dir = cfg.data_dir
     manifest = load_manifest(data_dir)
     summary = read_json(data_dir / DATASET_FILE)

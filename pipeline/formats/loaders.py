@@ -22,6 +22,10 @@ from pipeline.formats.tfrecord import feature_spec
 def torch_dataset(folder: str | Path, split: str, shuffle: int = 0, seed: int = 0, decode: bool = True):
     """The clips of `split` in a WebDataset export folder as a torch IterableDataset (see
     pipeline.formats.torch_loader.WebDatasetClips): give it to a DataLoader, with workers if you like."""
+    try:
+        import torch  # noqa: F401  (the loader's module imports it)
+    except ImportError:
+        raise PipelineError("torch_dataset needs PyTorch: pip install torch (a CPU build will do)") from None
     from pipeline.formats.torch_loader import WebDatasetClips
 
     return WebDatasetClips(folder, split, shuffle=shuffle, seed=seed, decode=decode)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.core.errors import PipelineError
 from pipeline.formats.table import Batch, Column
 
 SUFFIX = ".parquet"
@@ -38,8 +39,19 @@ def hf_features(columns: list[Column]) -> dict:
     return out
 
 
+def require_pyarrow():
+    """pyarrow, or a one-line PipelineError saying how to install it."""
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401  (imported for the writer)
+    except ImportError:
+        raise PipelineError("the Parquet export needs pyarrow: pip install -e '.[formats]' "
+                            "(or pick other formats with --format)") from None
+    return pyarrow
+
+
 def arrow_schema(columns: list[Column]):
-    import pyarrow as pa
+    pa = require_pyarrow()
 
     def arrow_type(c: Column):
         if c.kind == "audio":
@@ -54,9 +66,7 @@ def arrow_schema(columns: list[Column]):
 
 def write_shard(path: Path, batch: Batch, columns: list[Column]) -> None:
     """One shard's rows as a Parquet file at `path` (the caller renames it into place)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    pa = require_pyarrow()
     schema = arrow_schema(columns)
     arrays = []
     for c, field in zip(columns, schema):
@@ -71,4 +81,4 @@ def write_shard(path: Path, batch: Batch, columns: list[Column]) -> None:
             values = list(batch.rows[c.name])
         arrays.append(pa.array(values, type=field.type))
     table = pa.Table.from_arrays(arrays, schema=schema)
-    pq.write_table(table, path, row_group_size=ROW_GROUP, compression="zstd", write_statistics=False)
+    pa.parquet.write_table(table, path, row_group_size=ROW_GROUP, compression="zstd", write_statistics=False)

@@ -31,6 +31,7 @@ def frames_for(manifest: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def exported(tiny_dataset, tmp_path_factory):
+    pytest.importorskip("pyarrow", reason="pip install -e .[formats]")
     out = tmp_path_factory.mktemp("exports")
     done = E.export_dataset(tiny_dataset, FORMATS, out, shard_size=SHARD)
     return tiny_dataset, out, done
@@ -41,6 +42,7 @@ def framed(tiny_dataset, tmp_path_factory):
     """A copy of the tiny dataset (clips hard-linked) with a frame table, exported."""
     from pipeline.core.config import load_config
 
+    pytest.importorskip("pyarrow", reason="pip install -e .[formats]")
     root = tmp_path_factory.mktemp("framed")
     cfg = load_config(None, [f'root="{root}"', f'name="{tiny_dataset.name}"'])
     shutil.copytree(tiny_dataset.data_dir, cfg.data_dir, copy_function=os.link)

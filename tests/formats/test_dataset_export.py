@@ -225,3 +225,17 @@ def test_export_dataset_from_the_command_line(tiny_dataset, tmp_path):
     assert second.returncode == 0 and "up to date" in second.stdout
     bad = run_cli("export-dataset", "--set", f'root="{tmp_path}"', "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and bad.stderr.startswith("error: no dataset at") and "Traceback" not in bad.stderr
+
+
+def test_a_missing_library_is_one_line_with_the_install(tiny_dataset, tmp_path, monkeypatch):
+    import sys
+
+    from pipeline.formats.loaders import torch_dataset
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)   # import pyarrow now fails
+    with pytest.raises(PipelineError, match=r"needs pyarrow: pip install -e '\.\[formats\]'"):
+        E.export_dataset(tiny_dataset, ("webdataset", "parquet"), tmp_path)
+    assert not list(tmp_path.iterdir())   # refused before anything was written
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(PipelineError, match="needs PyTorch"):
+        torch_dataset(tmp_path, "train")
