@@ -8,8 +8,8 @@ NSynth's layout, under exports/NAME/ (or a folder of your choice):
     exports/NAME/nsynth/            nsynth-train/examples.json, audio/ ...   (pipeline.formats.nsynth)
     exports/NAME/build.json         written last by every export that finishes (make's target)
 
-Each format's folder holds _export.json: the fingerprint of what it was made from (the manifest's and
-dataset.json's sha256, the frame table's, the shard size, EXPORT_VERSION), its columns and every file's
+Each format's folder holds _export.json: the fingerprint of what it was made from (the manifest's
+sha256, the frame table's, the shard size, EXPORT_VERSION), its columns and every file's
 size. A format whose record matches and whose files are all there at their sizes is left alone, so a
 second run does nothing. Otherwise the format is written into `.FORMAT.partial/`, a shard per file
 (each renamed into place when whole), and swapped in for the old folder when every shard is done: a
@@ -89,8 +89,9 @@ def export_dataset(cfg: Config, formats=tuple(FORMATS), out: str | Path | None =
         raise PipelineError(f"{data_dir / DATASET_FILE} is missing or garbled; run make data (or pipeline data)")
     frames = read_frames(data_dir)
     folder = ensure_dir(Path(out) if out is not None else export_dir(cfg))
+    # what the files hold comes from the manifest, the clips it names (by sha256) and the frame table;
+    # dataset.json only shapes the card, which is written anew (when changed) by every run
     source = {"version": EXPORT_VERSION, "shard_size": shard_size, "manifest": sha256_file(manifest_path(data_dir)),
-              "dataset": sha256_file(data_dir / DATASET_FILE),
               "frames": sha256_file(data_dir / FRAMES_FILE) if frames is not None else None}
     columns = export_columns(manifest, frames)
     shards = plan_shards(manifest, shard_size)
