@@ -57,7 +57,7 @@ LIMITATIONS = (
     "recording, and rooms, microphones, noise and codecs are simulated.",
     "One note at a time: no polyphony, no vibrato beyond a constant detune, no expressive playing.",
     "The label is the key played plus the pitch bend sent, moved only where the audit is sure; a clip the "
-    "auditor was unsure of keeps the key's label (the audit counts them below).",
+    "auditor was unsure of keeps the key's label (\"Label audit\" counts them).",
     "A preset's keys can sit in differently tuned samples; the audit shifts a whole preset by one offset.",
     "The NSynth family and source of a clip are read from its GM program (pipeline/core/instruments.py), "
     "not labelled by ear as NSynth's were; NSynth's qualities are not annotated (only `reverb`, from the "
