@@ -16,19 +16,21 @@ DATA := data/$(NAME)
 PARAMS := $(DATA)/.params
 MODEL := models/$(NAME)
 REPORT := reports/$(NAME)
+EXPORTS := exports/$(NAME)
 
 # Each stage's code: the files its entry module imports, directly or not (inside functions too),
 # read from the source by pipeline/core/imports.py, so the lists cannot go stale; remade when a
 # module or a folder of the package changes (a folder's mtime: a module added or removed).
 SOURCES_MK := $(STAMPS)/sources.mk
 STAGE_ENTRIES := data=pipeline.data.dataset features=pipeline.data.features \
-                 train=pipeline.model.training report=pipeline.report.reporting
+                 train=pipeline.model.training report=pipeline.report.reporting \
+                 export=pipeline.formats.export
 $(SOURCES_MK): $(shell find pipeline -name __pycache__ -prune -o \( -name '*.py' -o -type d \) -print)
 	@mkdir -p $(STAMPS) && $(PYTHON) -m pipeline.core.imports $(STAGE_ENTRIES) > $@.tmp && mv $@.tmp $@
 include $(SOURCES_MK)
 
 .DEFAULT_GOAL := all
-.PHONY: all help setup data features train report test bench experiments shipped-model clean clean-all FORCE
+.PHONY: all help setup data features train report export-dataset test bench experiments shipped-model clean clean-all FORCE
 
 all: report ## set up, then run the whole pipeline on CONFIG (default configs/default.toml)
 
@@ -81,10 +83,17 @@ $(MODEL)/model.keras: $(DATA)/features/done.json $(PARAMS)/train.json $(TRAIN_SR
 $(REPORT)/report.md: $(MODEL)/model.keras $(PARAMS)/report.json $(REPORT_SRC)
 	$(PIPELINE) report $(ARGS)
 
+# The export's target is exports/NAME/build.json, which every export that finishes writes last; the
+# stage itself leaves a format whose files match the dataset alone (data/NAME/build.json is rewritten
+# by every data build, so the export checks then, and writes only what changed).
+$(EXPORTS)/build.json: $(DATA)/build.json $(EXPORT_SRC)
+	$(PIPELINE) export-dataset $(ARGS)
+
 data: $(DATA)/manifest.csv ## render, slice and label the dataset (data/NAME/)
 features: $(DATA)/features/done.json ## spectrograms per split (data/NAME/features/)
 train: $(MODEL)/model.keras ## train the f0 regressor (models/NAME/)
 report: $(REPORT)/report.md ## errors by pitch, instrument, segment; baselines (reports/NAME/)
+export-dataset: $(EXPORTS)/build.json ## the dataset as Parquet, WebDataset, TFRecord, NSynth files (exports/NAME/)
 
 # --- checks -----------------------------------------------------------------------------
 test: $(STAMPS)/venv ## set up, then lint (ruff) and run the test suite
@@ -106,9 +115,9 @@ bench: $(STAMPS)/venv ## speed benchmarks -> bench/results.json and bench/result
 	$(PY) -m bench.run
 
 clean: ## remove this config's outputs
-	rm -rf $(DATA) $(MODEL) $(REPORT)
+	rm -rf $(DATA) $(MODEL) $(REPORT) $(EXPORTS)
 
 clean-all: ## remove every output and the virtualenv
-	rm -rf data models reports $(VENV) $(STAMPS)
+	rm -rf data models reports exports $(VENV) $(STAMPS)
 
 FORCE:

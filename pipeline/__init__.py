@@ -8,6 +8,8 @@ Prediction (numpy, soundfile, soxr and ONNX Runtime only)
     predict, predict_from_file, predict_from_file_to_file, load_predictor
 Datasets and training
     load_config, build_dataset, build_features, train, load_manifest, read_clips
+Datasets in other formats (docs/dataset-formats.md)
+    export_dataset (Parquet, WebDataset, TFRecord, NSynth's layout, with the dataset card)
 
 Examples
 --------
@@ -36,6 +38,7 @@ _API = {
     "train": ("pipeline.model.training", "train"),
     "load_manifest": ("pipeline.data.clips", "load_manifest"),
     "read_clips": ("pipeline.data.clips", "read_clips"),
+    "export_dataset": ("pipeline.formats.export", "export_dataset"),
     "PipelineError": ("pipeline.core.errors", "PipelineError"),
 }
 __all__ = ["__version__", *_API]

@@ -265,7 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(sub)
     _add_experiments_parser(sub)
     _add_export_parser(sub)
+    _add_export_dataset_parser(sub)
     return parser
+
+
+def _add_export_dataset_parser(sub) -> None:
+    text = "write the dataset as Parquet, WebDataset, TFRecord and NSynth-layout files, with its card (exports/NAME/)"
+    p = sub.add_parser("export-dataset", help=text, description=text)
+    _add_config_args(p)
+    p.add_argument("--format", dest="formats", default="parquet,webdataset,tfrecord,nsynth", metavar="NAME,...",
+                   help="which formats (default: all four: parquet,webdataset,tfrecord,nsynth)")
+    p.add_argument("--out", default=None, metavar="DIR", help="where to write them (default: exports/NAME)")
+    p.add_argument("--shard-size", type=int, default=None, metavar="N", help="clips per shard (default 2000)")
+    p.set_defaults(func=_cmd_export_dataset)
+
+
+def _cmd_export_dataset(args) -> int:
+    from pipeline.formats.export import SHARD_SIZE, export_dataset
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    export_dataset(config_from_args(args), formats, args.out, args.shard_size or SHARD_SIZE)
+    return 0
 
 
 def _add_export_parser(sub) -> None:

@@ -27,6 +27,7 @@ FOLDERS = [
     ("core", "errors, constants, the config, writing files, pitch arithmetic, GM instruments, workers"),
     ("dsp", "signal processing on arrays: the spectrogram, fine pitch, confidence, reading audio"),
     ("data", "the data and features stages: plan, render, post-process, augment, audit, clips, splits"),
+    ("formats", "a built dataset as Parquet, WebDataset, TFRecord, NSynth's layout; loaders that stream them"),
     ("model", "label encodings, networks, training batches, training, the ONNX export"),
     ("inference", "a trained model over recordings: the predictor, frames, prediction"),
     ("report", "metrics, baselines, the report, pipeline evaluate"),

@@ -25,3 +25,12 @@ def import_keras():
         with silenced_stderr():
             import keras  # noqa: F401  (imported for sys.modules)
     return sys.modules["keras"]
+
+
+def import_tensorflow():
+    """TensorFlow alone (tf.data, TFRecords), imported on first use and as quietly as Keras."""
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with silenced_stderr():
+            import tensorflow  # noqa: F401  (imported for sys.modules)
+    return sys.modules["tensorflow"]

@@ -101,3 +101,52 @@ def playable_range(program: int) -> tuple[int, int]:
     """The MIDI notes (low, high) a GM program is usually played in."""
     inst = resolve_instrument(program)
     return PROGRAM_RANGES.get(inst.name, FAMILY_RANGES[inst.family])
+
+
+# --- NSynth's labels ----------------------------------------------------------------------------------
+# NSynth (Engel et al. 2017) labels each note with one of 11 instrument families and one of three
+# sources: acoustic (a recorded acoustic instrument), electronic (a recorded electronic one: electric
+# piano, electric guitar, drawbar organ) and synthetic (a synthesiser). Its lists, in its order (the
+# integer codes of its examples.json are the positions here).
+NSYNTH_FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string",
+                   "synth_lead", "vocal")
+NSYNTH_SOURCES = ("acoustic", "electronic", "synthetic")
+NSYNTH_QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic", "nonlinear_env",
+                    "percussive", "reverb", "tempo-synced")
+# Each GM family's NSynth family and source, then the programs that differ from their GM family's.
+# NSynth labels instruments one by one; this is our reading of the GM names, not NSynth's: GM has
+# pads, effects and sound effects NSynth has no family for (synth_lead takes them), and free reeds
+# (accordion, harmonica) and bagpipes go to reed.
+_NSYNTH_BY_GM_FAMILY = {
+    "piano": ("keyboard", "acoustic"), "chromatic_percussion": ("mallet", "acoustic"),
+    "organ": ("organ", "electronic"), "guitar": ("guitar", "electronic"), "bass": ("bass", "electronic"),
+    "strings": ("string", "acoustic"), "ensemble": ("string", "acoustic"), "brass": ("brass", "acoustic"),
+    "reed": ("reed", "acoustic"), "pipe": ("flute", "acoustic"), "synth_lead": ("synth_lead", "synthetic"),
+    "synth_pad": ("synth_lead", "synthetic"), "synth_effects": ("synth_lead", "synthetic"),
+    "ethnic": ("guitar", "acoustic"), "percussive": ("mallet", "acoustic"),
+    "sound_effects": ("synth_lead", "electronic"),
+}
+_NSYNTH_BY_PROGRAM = {
+    2: ("keyboard", "electronic"), 4: ("keyboard", "electronic"), 5: ("keyboard", "electronic"),
+    7: ("keyboard", "electronic"), 8: ("keyboard", "acoustic"),                        # celesta
+    19: ("organ", "acoustic"), 20: ("organ", "acoustic"),                              # church, reed organ
+    21: ("reed", "acoustic"), 22: ("reed", "acoustic"), 23: ("reed", "acoustic"),      # accordions, harmonica
+    24: ("guitar", "acoustic"), 25: ("guitar", "acoustic"), 32: ("bass", "acoustic"),
+    38: ("bass", "synthetic"), 39: ("bass", "synthetic"), 47: ("mallet", "acoustic"),  # synth basses; timpani
+    50: ("string", "synthetic"), 51: ("string", "synthetic"), 52: ("vocal", "acoustic"), 53: ("vocal", "acoustic"),
+    54: ("vocal", "synthetic"), 55: ("string", "electronic"),                          # synth voice; orchestra hit
+    62: ("brass", "synthetic"), 63: ("brass", "synthetic"), 85: ("vocal", "synthetic"),  # synth brass; lead 6 (voice)
+    108: ("mallet", "acoustic"), 109: ("reed", "acoustic"), 110: ("string", "acoustic"),  # kalimba, bagpipe, fiddle
+    111: ("reed", "acoustic"), 118: ("mallet", "synthetic"), 119: ("mallet", "electronic"),  # shanai; synth drum
+    120: ("guitar", "acoustic"), 121: ("flute", "acoustic"),                          # fret noise, breath noise
+}
+
+
+def nsynth_labels(program: int) -> tuple[str, str]:
+    """NSynth's (instrument family, source) of a GM program: 40 (Violin) -> ('string', 'acoustic');
+    -1 (a synthetic tone of this package) -> ('synth_lead', 'synthetic')."""
+    if program == -1:
+        return "synth_lead", "synthetic"
+    if not 0 <= program < 128:
+        raise PipelineError(f"no NSynth labels for program {program}: GM program numbers run 0 to 127 (-1: a tone)")
+    return _NSYNTH_BY_PROGRAM.get(program) or _NSYNTH_BY_GM_FAMILY[GM_FAMILIES[program // 8]]

@@ -44,6 +44,7 @@ from pipeline.core.pitch import note_name
 from pipeline.data import audit, augmentation, shard_runs, tones
 from pipeline.data import postprocessing as post
 from pipeline.data.augmentation import AugmentSpec
+from pipeline.data.card import write_card
 from pipeline.data.clips import (
     BUILD_FILE,
     CLIPS_DIR,
@@ -343,4 +344,5 @@ def _write_outputs(cfg: Config, rows: pd.DataFrame, plan: Plan, shards: list[Sha
     text = json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
     write_if_changed(cfg.data_dir / DATASET_FILE, text.encode())
     summary["manifest_written"] = write_manifest(cfg.data_dir, manifest)  # the features follow only if it changed
+    write_card(cfg, manifest, summary)  # README.md, the dataset card
     return manifest, summary
