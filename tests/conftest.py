@@ -25,6 +25,18 @@ def library_logs_on_the_console():
     configure_logging()
 
 
+def tiny_phrase_config(root: Path, *overrides: str) -> Config:
+    """Phrases only: one of TimGM6mb's square lead, one sawtooth tone, two voices (male, soprano),
+    2.5 s each, all in train (a random split with no test or validation share)."""
+    font = REPO / "soundfonts" / "TimGM6mb.sf2"
+    return load_config(None, [f'root="{root}"', "name=phr", f'data.soundfonts=["{font}"]',
+                              'data.instruments=["Lead 1 (square)"]', "data.notes=false", "phrases.enabled=true",
+                              "phrases.seconds=2.5", "phrases.per_instrument=1", "phrases.instruments=[]",
+                              'tones.kinds=["sawtooth"]', "phrases.tones=1", "phrases.voices=2",
+                              'phrases.registers=["male", "soprano"]', "split.test=random", "split.test_share=0.0",
+                              "split.val_share=0.0", "data.workers=1", *overrides])
+
+
 def tiny_config(root: Path, *overrides: str) -> Config:
     """A few notes of a few instruments; Flute is the held-out test instrument."""
     base = [f'root="{root}"', f'data.soundfonts=["{TEST_SOUNDFONT}"]', f"data.instruments={TINY_INSTRUMENTS}",

@@ -199,7 +199,8 @@ class TrainConfig:
     compare_reference: bool = True     # also train the reference model (models/NAME/reference/) for the report
     reference_epochs: int = 0          # epochs for that comparison model; 0 = epochs
     level_db: float = 40.0             # stream: each example played up to this many dB quieter (level invariance)
-    noise_share: float = 0.1           # stream: share of each batch replaced by unpitched noise (target: no pitch)
+    noise_share: float = 0.1           # stream, frames: share of each batch replaced by unpitched noise (no pitch)
+    tone_share: float = 0.05           # frames: share of each batch replaced by plain tones (a sine or a few partials)
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ _RANGES = {
     "model.encoder_units": (1, 100_000), "model.temporal_dilations": (1, 45), "model.head_units": (1, 100_000),
     "model.modulation_bands": (1, 64), "model.pitch_resolution": (1, 20), "model.harmonics": (0.25, 32),
     "model.harmonic_units": (1, 10_000), "model.frame_units": (1, 4096), "model.frame_context": (0, 6),
-    "train.level_db": (0, 100), "train.noise_share": (0, 0.9),
+    "train.level_db": (0, 100), "train.noise_share": (0, 0.9), "train.tone_share": (0, 0.9),
     "train.reference_epochs": (0, 100_000), "train.epochs": (1, 100_000),
     "train.batch_size": (1, 100_000), "train.learning_rate": (1e-8, 10), "train.patience": (1, 10_000),
     "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 330),

@@ -55,6 +55,7 @@ SHARD_SIZE = 2000       # clips per shard: about 21 MB of 330 ms clips
 RECORD_FILE = "_export.json"   # "_": pyarrow and pandas skip it when reading a folder
 PLAN_FILE = "plan.json"
 BUILD_FILE = "build.json"
+PHRASES_FOLDER = "phrases"     # exports/NAME/phrases/FORMAT: the phrases, with their frame tables
 
 
 @dataclass(frozen=True)
@@ -87,21 +88,39 @@ def export_dataset(cfg: Config, formats=tuple(FORMATS), out: str | Path | None =
     summary = read_json(data_dir / DATASET_FILE)
     if summary is None:
         raise PipelineError(f"{data_dir / DATASET_FILE} is missing or garbled; run make data (or pipeline data)")
-    frames = read_frames(data_dir)
     folder = ensure_dir(Path(out) if out is not None else export_dir(cfg))
     # what the files hold comes from the manifest, the clips it names (by sha256) and the frame table;
     # dataset.json only shapes the card, which is written anew (when changed) by every run
     source = {"version": EXPORT_VERSION, "shard_size": shard_size, "manifest": sha256_file(manifest_path(data_dir)),
-              "frames": sha256_file(data_dir / FRAMES_FILE) if frames is not None else None}
-    columns = export_columns(manifest, frames)
+              "frames": None}
     shards = plan_shards(manifest, shard_size)
-    done = [_export(name, folder, source, columns, shards, data_dir, frames) for name in formats]
+    done = [_export(name, folder, source, export_columns(manifest, None), shards, data_dir, None)
+            for name in formats if len(manifest)]
+    done += _export_phrases(data_dir, folder / PHRASES_FOLDER, formats, shard_size)
     configs = {s.replace("val", "validation"): f"parquet/{s}-*{parquet.SUFFIX}" for s in dict.fromkeys(
         sh.split for sh in shards)} if (folder / "parquet" / RECORD_FILE).is_file() else None
     write_if_changed(folder / CARD_FILE, card_text(summary, manifest, configs, loading=LOADING).encode())
-    write_json(folder / BUILD_FILE, {e.format: {"clips": e.clips, "files": e.files, "bytes": e.bytes,
-                                                "seconds": round(e.seconds, 3), "written": e.written} for e in done})
+    write_json(folder / BUILD_FILE, {str(e.folder.relative_to(folder)): {
+        "clips": e.clips, "files": e.files, "bytes": e.bytes, "seconds": round(e.seconds, 3), "written": e.written}
+        for e in done})
     return done
+
+
+def _export_phrases(data_dir: Path, folder: Path, formats, shard_size: int) -> list[Exported]:
+    """The phrases (phrases.csv) in every format but NSynth's, under exports/NAME/phrases/, each row
+    with its frames as lists (frame_time, frame_f0_hz, frame_voiced, frame_trusted)."""
+    from pipeline.data.phrase_build import PHRASE_COLUMNS, PHRASES_FILE, load_phrases
+
+    if not (data_dir / PHRASES_FILE).is_file():
+        return []
+    phrases = load_phrases(data_dir)
+    frames = read_frames(data_dir)
+    source = {"version": EXPORT_VERSION, "shard_size": shard_size, "manifest": sha256_file(data_dir / PHRASES_FILE),
+              "frames": sha256_file(data_dir / FRAMES_FILE)}
+    columns = export_columns(phrases, frames, PHRASE_COLUMNS, nsynth=False)
+    shards = plan_shards(phrases, shard_size, nsynth=False)
+    return [_export(name, ensure_dir(folder), source, columns, shards, data_dir, frames)
+            for name in formats if name != "nsynth"]
 
 
 def _export(name: str, folder: Path, source: dict, columns: list[Column], shards: list, data_dir: Path,

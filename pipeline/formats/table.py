@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # Phrases: one table for the dataset, a row per 10 ms frame of each clip (path, time, f0_hz, voiced).
 FRAMES_FILE = "frames.csv"
 FRAME_COLUMNS = {"frame_time": ("time", "floats"), "frame_f0_hz": ("f0_hz", "floats"),
-                 "frame_voiced": ("voiced", "bools")}
+                 "frame_voiced": ("voiced", "bools"), "frame_trusted": ("flag", "bools")}
 AUDIO = "audio"
 # NSynth's fields beside ours (its `pitch` is our `midi`, its `velocity` ours); `instrument_id` is its
 # `instrument` (our `instrument` is the instrument's slug)
@@ -66,9 +66,11 @@ class Batch:
     frames: dict[str, list[np.ndarray]] | None
 
 
-def export_columns(manifest: pd.DataFrame, frames: dict | None) -> list[Column]:
-    """The columns of every export of this manifest, in order. A manifest column is text (the
-    manifest's text columns), int where pandas read it as whole numbers, else float."""
+def export_columns(manifest: pd.DataFrame, frames: dict | None, names=MANIFEST_COLUMNS,
+                   nsynth: bool = True) -> list[Column]:
+    """The columns of every export of this table (the manifest's `names`, or phrases.csv's), in
+    order. A column is text (the manifest's text columns), int where pandas read it as whole
+    numbers, else float; NSynth's labels beside the notes' (not the phrases')."""
     import pandas as pd
 
     def kind(c: str) -> str:
@@ -76,8 +78,8 @@ def export_columns(manifest: pd.DataFrame, frames: dict | None) -> list[Column]:
             return "text"
         return "int" if pd.api.types.is_integer_dtype(manifest[c]) else "float"
 
-    kinds = [Column(c, kind(c)) for c in MANIFEST_COLUMNS]
-    extra = [Column(name, kind) for name, kind in {**SHAPE_COLUMNS, **NSYNTH_COLUMNS}.items()]
+    kinds = [Column(c, kind(c)) for c in names]
+    extra = [Column(name, kind) for name, kind in {**SHAPE_COLUMNS, **(NSYNTH_COLUMNS if nsynth else {})}.items()]
     framed = [Column(name, kind) for name, (_, kind) in FRAME_COLUMNS.items()] if frames is not None else []
     return [Column(AUDIO, "audio"), *kinds, *extra, *framed]
 
@@ -111,13 +113,13 @@ def nsynth_columns(manifest: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plan_shards(manifest: pd.DataFrame, shard_size: int) -> list[Shard]:
-    """Each split's rows (NSynth's columns added), in manifest order, in shards of `shard_size` rows."""
+def plan_shards(manifest: pd.DataFrame, shard_size: int, nsynth: bool = True) -> list[Shard]:
+    """Each split's rows (NSynth's columns added to notes), in table order, in shards of `shard_size` rows."""
     from pipeline.core import constants as C
 
     if shard_size < 1:
         raise PipelineError(f"shard size {shard_size} is not a positive number of clips; choose one like 1000")
-    rows = nsynth_columns(manifest.reset_index(drop=True))
+    rows = nsynth_columns(manifest.reset_index(drop=True)) if nsynth else manifest.reset_index(drop=True)
     shards = []
     for split in C.SPLITS:
         part = rows[rows["split"] == split]
@@ -137,14 +139,16 @@ def read_frames(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.nd
     if not path.is_file():
         return None
     try:
-        table = pd.read_csv(path, dtype={"path": str})
+        table = pd.read_csv(path, dtype={"path": str, "flag": str}, keep_default_na=False)
     except (ValueError, OSError) as exc:
         raise PipelineError(f"frame table {path} is unreadable ({exc}); rebuild the dataset") from None
     missing = {"path", *(source for source, _ in FRAME_COLUMNS.values())} - set(table.columns)
     if missing:
         raise PipelineError(f"frame table {path} lacks the column(s) {', '.join(sorted(missing))}; rebuild the dataset")
+    trusted = table["flag"].fillna("").astype(str) == ""
     return {key: (group["time"].to_numpy(np.float64), group["f0_hz"].to_numpy(np.float64),
-                  group["voiced"].to_numpy().astype(bool)) for key, group in table.groupby("path", sort=False)}
+                  group["voiced"].to_numpy().astype(bool), trusted[group.index].to_numpy())
+            for key, group in table.groupby("path", sort=False)}
 
 
 def read_batch(data_dir: Path, shard: Shard, frames: dict | None) -> Batch:

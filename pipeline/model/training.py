@@ -340,7 +340,7 @@ def batch_maker(cfg: Config, variant: str, data: TrainingData, encoding):
         from pipeline.model.frame_batches import FrameBatchMaker
 
         return FrameBatchMaker(data.train_audio, data.train_x, encoding, cfg.model.frame_context,
-                               cfg.train.level_db, cfg.train.noise_share, cfg.train.seed)
+                               cfg.train.level_db, cfg.train.noise_share, cfg.train.seed, cfg.train.tone_share)
     return BatchMaker(data.train_x, data.train_hz, encoding, batch_changes(cfg, variant))
 
 

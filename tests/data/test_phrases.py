@@ -9,29 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.core.config import load_config
 from pipeline.data.clips import read_phrase
 from pipeline.data.dataset import build_dataset
 from pipeline.data.phrase_build import load_frames, load_phrases
 from pipeline.data.phrase_labels import read_frame_table
 from pipeline.dsp.frame_pitch import yin
-from tests.conftest import REPO
-
-FONT = str(REPO / "soundfonts" / "TimGM6mb.sf2")
-
-
-def phrase_config(root, *extra):
-    return load_config(None, [f'root="{root}"', "name=phr", f'data.soundfonts=["{FONT}"]',
-                              'data.instruments=["Lead 1 (square)"]', "data.notes=false", "phrases.enabled=true",
-                              "phrases.seconds=2.5", "phrases.per_instrument=1", "phrases.instruments=[]",
-                              'tones.kinds=["sawtooth"]', "phrases.tones=1", "phrases.voices=2",
-                              'phrases.registers=["male", "soprano"]', "split.test=random", "split.test_share=0.0",
-                              "split.val_share=0.0", "data.workers=1", *extra])
+from tests.conftest import tiny_phrase_config
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    cfg = phrase_config(tmp_path_factory.mktemp("phrases"))
+    cfg = tiny_phrase_config(tmp_path_factory.mktemp("phrases"))
     build_dataset(cfg)
     return cfg
 

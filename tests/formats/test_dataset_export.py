@@ -16,8 +16,8 @@ import pytest
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.clips import MANIFEST_COLUMNS, load_manifest, split_rows
+from pipeline.data.phrase_build import load_frames
 from pipeline.formats import export as E
-from pipeline.formats.table import FRAMES_FILE
 
 pytest.importorskip("pyarrow", reason="pip install -e .[formats]")
 
@@ -126,15 +126,17 @@ def test_export_card_points_datasets_at_the_parquet_files(exported):
 
 def test_frame_tables_travel_with_their_clips(framed):
     cfg, out = framed
-    frames = pd.read_csv(cfg.data_dir / FRAMES_FILE)
+    frames = load_frames(cfg)
     by_path = {p: g for p, g in frames.groupby("path")}
     table = pd.read_parquet(out / "parquet")
-    for path, time, f0, voiced in zip(table["path"], table["frame_time"], table["frame_f0_hz"], table["frame_voiced"]):
+    assert sorted(table["path"]) == sorted(by_path) and "nsynth" not in {p.name for p in out.iterdir()}
+    for path, time, f0, voiced, trusted in zip(table["path"], table["frame_time"], table["frame_f0_hz"],
+                                               table["frame_voiced"], table["frame_trusted"]):
         want = by_path[path]
         assert np.array_equal(time, want["time"]) and np.array_equal(f0, want["f0_hz"])
-        assert np.array_equal(voiced, want["voiced"])
+        assert np.array_equal(voiced, want["voiced"]) and np.array_equal(trusted, want["flag"] == "")
     record = E.read_record(out / "webdataset")
-    with tarfile.open(out / "webdataset" / record["splits"]["test"][0]) as tar:
+    with tarfile.open(out / "webdataset" / record["splits"]["train"][0]) as tar:
         meta = json.load(io.BytesIO(tar.extractfile(tar.getmembers()[1]).read()))
     assert meta["frame_f0_hz"] == list(by_path[meta["path"]]["f0_hz"])
 

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.core.errors import PipelineError
 from pipeline.data.clips import MANIFEST_COLUMNS, load_manifest, read_clips, split_rows
-from pipeline.formats.table import FRAMES_FILE
+from pipeline.data.phrase_build import load_frames
 
 
 def column_equal(got, want: pd.Series) -> bool:
@@ -20,6 +20,10 @@ def column_equal(got, want: pd.Series) -> bool:
     if pd.api.types.is_integer_dtype(want):
         return [int(v) for v in got] == [int(v) for v in want]
     return [v.decode() if isinstance(v, bytes) else str(v) for v in got] == [str(v) for v in want]
+
+
+def frame_groups(cfg) -> dict:
+    return {p: g for p, g in load_frames(cfg).groupby("path")}
 
 
 def test_tf_dataset_streams_a_split_exactly(exported):
@@ -44,8 +48,8 @@ def test_tf_dataset_carries_frame_tables(framed):
     from pipeline.formats.loaders import tf_dataset
 
     cfg, out = framed
-    frames = {p: g for p, g in pd.read_csv(cfg.data_dir / FRAMES_FILE).groupby("path")}
-    for row in tf_dataset(out / "tfrecord", "test").take(5).as_numpy_iterator():
+    frames = frame_groups(cfg)
+    for row in tf_dataset(out / "tfrecord", "train").take(5).as_numpy_iterator():
         want = frames[row["path"].decode()]
         assert np.array_equal(row["frame_f0_hz"], want["f0_hz"]) and np.array_equal(row["frame_time"], want["time"])
         assert row["frame_voiced"].dtype == bool and np.array_equal(row["frame_voiced"], want["voiced"])
@@ -92,8 +96,8 @@ def test_torch_dataset_carries_frame_tables(framed):
     from pipeline.formats.loaders import torch_dataset
 
     cfg, out = framed
-    frames = {p: g for p, g in pd.read_csv(cfg.data_dir / FRAMES_FILE).groupby("path")}
-    for sample in torch_dataset(out / "webdataset", "val"):
+    frames = frame_groups(cfg)
+    for sample in torch_dataset(out / "webdataset", "train"):
         want = frames[sample["path"]]
         assert np.array_equal(sample["frame_f0_hz"].numpy(), want["f0_hz"])
         assert np.array_equal(sample["frame_voiced"].numpy(), want["voiced"])
