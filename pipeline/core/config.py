@@ -185,6 +185,7 @@ class ModelConfig:
     # spectra of the frame and frame_context frames on each side
     frame_units: tuple[int, ...] = (16, 32, 32)   # harmonic features, temporal convolution, candidate layer
     frame_context: int = 2             # frames on each side of the one estimated (10 ms each)
+    frame_bins_per_octave: int = 48    # candidate pitches an octave: 48 (25 cents apart) or 24 (50 cents)
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,7 @@ _CHOICES = {
     "features.dtype": {"float16", "float32"},
     "model.variant": {"reference", "bins", "stream", "frames"},
     "model.target": {"midi", "log_hz", "hz"},
+    "model.frame_bins_per_octave": {24, 48},
     "report.baselines": set(C.BASELINES),
     "train.schedule": {"cosine", "constant"},
 }

@@ -156,11 +156,12 @@ class FrameEncoding:
 
 def make_encoding(cfg: Config, variant: str, train_hz) -> RegressionEncoding | BinEncoding | FrameEncoding:
     if variant == "frames":
-        from pipeline.dsp.log_spectrum import BINS_PER_OCTAVE, grid_hz
-        from pipeline.model.frame_network import CANDIDATES, FIRST_CANDIDATE
+        from pipeline.dsp.log_spectrum import grid_hz
+        from pipeline.model.frame_network import FIRST_CANDIDATE, candidate_step, candidates
 
-        return FrameEncoding(float(grid_hz([FIRST_CANDIDATE])[0]), BINS_PER_OCTAVE, CANDIDATES,
-                             cfg.model.label_smoothing_cents * BINS_PER_OCTAVE / 1200.0)
+        per = cfg.model.frame_bins_per_octave
+        return FrameEncoding(float(grid_hz([FIRST_CANDIDATE])[0]), per, candidates(candidate_step(cfg.model)),
+                             cfg.model.label_smoothing_cents * per / 1200.0)
     if variant in ("bins", "stream"):
         return BinEncoding.for_config(cfg)
     return RegressionEncoding.fit(cfg.model.target, train_hz)

@@ -2,7 +2,7 @@
 
     log_spectra   (T, 2, 448)                   the frames' log spectra (pipeline/dsp/log_spectrum.py),
                                                 T >= 2 x context + 1
-    activations   (T - 2 context, CANDIDATES)   the sigmoid per pitch bin of every inner frame
+    activations   (T - 2 context, candidates)   the sigmoid per pitch bin of every inner frame
 
 Frames, then candidates, then channels, in row-major order: every layer is one MatMul on the
 last axis (the temporal layer's input is its frames' features side by side, one Slice each),
@@ -15,7 +15,15 @@ import numpy as np
 
 from pipeline.core.config import ModelConfig
 from pipeline.dsp.log_spectrum import GRID_BINS, WINDOWS
-from pipeline.model.frame_network import CANDIDATES, FIRST_CANDIDATE, FLOOR, harmonic_offsets, padded_bins
+from pipeline.model.frame_network import (
+    CANDIDATE_SPAN,
+    FIRST_CANDIDATE,
+    FLOOR,
+    candidate_step,
+    candidates,
+    harmonic_offsets,
+    padded_bins,
+)
 
 INPUT, OUTPUT = "log_spectra", "activations"
 
@@ -33,7 +41,8 @@ def export_frames(network, model_cfg: ModelConfig, graph) -> tuple[list, list]:
     x = g.op("Transpose", [x], "bins_first", perm=[0, 2, 1])                    # (T, 448, 2)
     pad = g.ints("pads", [0, 0, 0, 0, padded_bins() - GRID_BINS, 0])
     x = g.op("Pad", [x, pad, g.weight("pad_value", np.array(-1.0, np.float32))], "padded", mode="constant")
-    x = g.op("Concat", [_slice(g, x, FIRST_CANDIDATE + o, CANDIDATES, 1) for o in harmonic_offsets()], "stack",
+    step = candidate_step(model_cfg)
+    x = g.op("Concat", [_slice(g, x, FIRST_CANDIDATE + o, step) for o in harmonic_offsets()], "stack",
              axis=2)                                                            # (T, P, 2 H)
     x = _dense(g, x, layers["harmonic"], relu=True)
     k = 2 * model_cfg.frame_context + 1
@@ -47,13 +56,14 @@ def export_frames(network, model_cfg: ModelConfig, graph) -> tuple[list, list]:
     g.nodes.append(g.helper.make_node("Squeeze", [x, g.ints("squeeze", [2])], [OUTPUT]))
     h = g.helper
     inputs = [h.make_tensor_value_info(INPUT, onnx.TensorProto.FLOAT, ["T", len(WINDOWS), GRID_BINS])]
-    outputs = [h.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT, ["frames", CANDIDATES])]
+    outputs = [h.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT, ["frames", candidates(step)])]
     return inputs, outputs
 
 
-def _slice(g, x: str, start: int, length: int, axis: int) -> str:
-    return g.op("Slice", [x, g.ints("start", [start]), g.ints("end", [start + length]), g.ints("axis", [axis])],
-                "harmonic")
+def _slice(g, x: str, start: int, step: int) -> str:
+    """Every `step`-th bin of the candidates' span from `start`, on axis 1."""
+    return g.op("Slice", [x, g.ints("start", [start]), g.ints("end", [start + CANDIDATE_SPAN + 1]), g.ints("axis", [1]),
+                          g.ints("step", [step])], "harmonic")
 
 
 def _dense(g, x: str, layer, relu: bool) -> str:
