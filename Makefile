@@ -44,7 +44,7 @@ $(STAMPS)/system: scripts/install_system.sh
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,cluster]'
+	$(PY) -m pip install -q -e '.[all,test]'
 	@touch $@
 
 setup: $(STAMPS)/venv ## install system packages and the virtualenv

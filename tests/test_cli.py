@@ -37,7 +37,11 @@ def assert_one_line_error(proc, *fragments):
 @pytest.mark.parametrize("override, fragments", [
     ('data.instruments=["Violn"]', ("unknown instrument 'Violn'", "Violin")),
     ("data.note_high=130", ("data.note_high = 130 is out of range",)),
-    ('data.soundfont="/nowhere/FluidR3.sf2"', ("soundfont /nowhere/FluidR3.sf2 not found", "apt-get install")),
+    ('data.soundfont="/nowhere/FluidR3.sf2"', ("soundfont /nowhere/FluidR3.sf2 not found",)),
+    ('data.soundfont="/nowhere/FluidR3_GM.sf2"', ("soundfont /nowhere/FluidR3_GM.sf2 not found",
+                                                  "installed as /usr/share/sounds/sf2/FluidR3_GM.sf2")),
+    ('data.soundfont="NoSuchFont.sf2"', ("soundfont NoSuchFont.sf2 not found in the soundfont folders",
+                                         "PIPELINE_SOUNDFONT_PATH")),
     ("data.colour=1", ("unknown config key data.colour",)),
     ("data.velocities=[200]", ("data.velocities = 200 is out of range",)),
     ('split.test_instruments=["Cello"]', ("'Cello', which is not in data.instruments",)),

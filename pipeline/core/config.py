@@ -7,7 +7,9 @@ raise PipelineError naming the key. The same object is saved next to every outpu
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from pipeline.core.typed_toml import Rules, apply_overrides, build, parse_overri
 DATA_ROOT = "data"
 MODEL_ROOT = "models"
 REPORT_ROOT = "reports"
+# the default config, package data (configs/default.toml in a checkout links to it): what make and
+# the command line use when no config is named, so both build and train the same `default`
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 
 
 # the kinds of pipeline/data/tones.py (a test checks they match; config sits below tones in the layers)
@@ -30,9 +35,11 @@ CLASSIC_SEGMENTS = ("attack", "sustain", "decay")
 
 @dataclass(frozen=True)
 class DataConfig:
-    # .sf2/.sf3 paths or glob patterns ("/usr/share/sounds/sf2/*.sf2"), expanded in order (each
-    # pattern's matches sorted); [] with tones on: a synthetic-only dataset
-    soundfonts: tuple[str, ...] = ("soundfonts/FluidR3_GM.sf2",)
+    # .sf2/.sf3 files or glob patterns, expanded in order (each pattern's matches sorted); a path in a
+    # config file is relative to the file's folder; a bare file name ("FluidR3_GM.sf2") is also looked
+    # for in the soundfont folders (PIPELINE_SOUNDFONT_PATH, /usr/share/sounds/sf2, ...); [] with tones
+    # on: a synthetic-only dataset
+    soundfonts: tuple[str, ...] = ("FluidR3_GM.sf2",)
     instruments: tuple[str, ...] = ("Acoustic Grand Piano", "Violin", "Flute")  # GM names or numbers 0-127
     note_low: int = 21                 # A0: the piano's range
     note_high: int = 108               # C8
@@ -183,7 +190,9 @@ class ReportConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "default"
-    root: str = "."                    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME
+    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME; "." is the current folder, and a
+    # relative root written in a config file is relative to the file's folder
+    root: str = "."
     data: DataConfig = field(default_factory=DataConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -314,13 +323,24 @@ RULES = Rules(choices=_CHOICES, ranges=_RANGES, unique=frozenset(_UNIQUE),
               program_numbers=frozenset(_INSTRUMENT_KEYS), removed=_REMOVED)
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
-    """Read a TOML config (or the built-in defaults) and apply `section.key=value` overrides.
+def default_config_path() -> Path:
+    """The default config shipped in the package (configs/default.toml in a checkout is a link to it)."""
+    return DEFAULT_CONFIG
+
+
+def load_config(path: str | Path | None = DEFAULT_CONFIG, overrides: typing.Iterable[str] = ()) -> Config:
+    """Read a TOML config (or the built-in values) and apply `section.key=value` overrides.
+
+    Relative paths written in a file (its soundfonts, its root) are relative to the file's folder,
+    so a config means the same from any working folder; in overrides, to the current folder. A
+    soundfont named by file name alone that is not there is looked for in the soundfont folders
+    when the plan is made (pipeline.data.rendering.soundfont_paths).
 
     Parameters
     ----------
-    path : str or Path, optional
-        A TOML file such as configs/default.toml; None gives the built-in defaults.
+    path : str, Path or None
+        A TOML file; left out, the default config (`default_config_path()`, what make and the
+        command line use); None: the built-in values, what every key left out of a file takes.
     overrides : iterable of str
         ``"train.epochs=5"``-style settings applied after the file (values read as TOML).
 
@@ -339,10 +359,11 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     raw: dict = {}
     name = "default"
     if path is not None:
-        raw = read_toml(path, "config file", "pick one under configs/, e.g. configs/default.toml")
+        raw = read_toml(path, "config file", f"name an existing file, e.g. {default_config_path()}")
         name = raw.pop("name", Path(path).stem)
         _upgrade(raw)
-    overrides = [_upgraded_override(text) for text in overrides]
+        _resolve_paths(raw, Path(path).parent)
+    overrides = [_resolved_override(_upgraded_override(text)) for text in overrides]
     apply_overrides(raw, overrides)
     raw.setdefault("name", name)
     cfg = build(Config, raw, RULES)
@@ -358,13 +379,54 @@ def _upgraded_override(text: str) -> str:
     return text
 
 
+# --- paths: relative to the file that names them ---------------------------------------------------
+def is_bare_name(entry: str) -> bool:
+    """A file name alone (or a pattern without a folder): a soundfont looked for in the soundfont folders."""
+    return "/" not in entry and os.sep not in entry and not entry.startswith("~")
+
+
+def _resolved_path(entry, folder: Path, keep_relative: bool):
+    """A soundfont entry as the file in `folder` means it: absolute paths and `~` as they are; a
+    relative path joined to `folder` (unless `keep_relative`); a bare file name (or pattern) made
+    absolute only where it exists in `folder`, else left bare for the soundfont folders."""
+    if not isinstance(entry, str) or entry.startswith("~") or os.path.isabs(entry):
+        return entry
+    joined = os.path.abspath(folder / entry)
+    if is_bare_name(entry):
+        return joined if glob.glob(glob.escape(str(folder.absolute())) + os.sep + entry) else entry
+    return entry if keep_relative else joined
+
+
+def _resolve_paths(raw: dict, folder: Path) -> None:
+    """A config file's relative soundfonts and root, relative to the file's folder (in place)."""
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("soundfonts"), list):
+        data["soundfonts"] = [_resolved_path(entry, folder, keep_relative=False) for entry in data["soundfonts"]]
+    root = raw.get("root")
+    if isinstance(root, str) and not root.startswith("~") and not os.path.isabs(root):
+        raw["root"] = os.path.abspath(folder / root)
+
+
+def _resolved_override(text: str) -> str:
+    """--set data.soundfonts=[...]: a bare file name found in the current folder is that file."""
+    keys, value = parse_override(text)
+    if keys != ["data", "soundfonts"] or not isinstance(value, list):
+        return text
+    return f"data.soundfonts={json.dumps([_resolved_path(v, Path('.'), keep_relative=True) for v in value])}"
+
+
 def to_toml(cfg: Config) -> str:
-    """The operative config as TOML, written next to outputs so a run can be repeated."""
-    lines = [f'name = {json.dumps(cfg.name)}', f'root = {json.dumps(cfg.root)}']
+    """The operative config as TOML, written next to outputs so a run can be repeated from any
+    folder: relative paths made absolute (a root of "." is left out: the folder the run starts in)."""
+    lines = [f'name = {json.dumps(cfg.name)}']
+    if cfg.root != ".":
+        lines.append(f"root = {json.dumps(os.path.abspath(os.path.expanduser(cfg.root)))}")
     for section, values in cfg.to_dict().items():
         if not isinstance(values, dict):
             continue
         lines.append(f"\n[{section}]")
         for key, value in values.items():
+            if section == "data" and key == "soundfonts":
+                value = [v if is_bare_name(v) else os.path.abspath(os.path.expanduser(v)) for v in value]
             lines.append(f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}")
     return "\n".join(lines) + "\n"

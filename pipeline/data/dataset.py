@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.core import constants as C
-from pipeline.core import workers
+from pipeline.core import progress, workers
 from pipeline.core.artifacts import (
     atomic_path,
     ensure_dir,
@@ -197,8 +197,8 @@ def check_environment(cfg: Config) -> list[str]:
     lines = [*sox]
     for font in plan.fonts:
         missing = plan.skipped_presets[font.name]
-        lines.append(f"soundfont: {font.name} sha256 {font.sha256[:16]}... "
-                     f"({len(cfg.data.instruments) - len(missing)} instruments"
+        lines.append(f"soundfont: {font.name} sha256 {font.sha256[:16]}... at {font.path} "
+                     f"({progress.plural(len(cfg.data.instruments) - len(missing), 'instrument')}"
                      f"{', skipped: ' + ', '.join(missing) if missing else ''})")
     if plan.fonts:  # FluidSynth itself loads the smallest one
         Renderer(min(plan.fonts, key=lambda f: f.size).path, cfg.data.gain).close()
@@ -304,13 +304,10 @@ def collect_shards(cfg: Config, todo: list[ShardTask], pending: dict | None) -> 
     or a failed shard ends the build (workers.collect). `pending`: {future: task} of the local
     worker pool, or None to render `todo` here (or on data.scheduler). The progress bar starts
     after every check and is cleared, not left, when an error ends it: the error stays one line."""
-    from tqdm import tqdm
-
-    with tqdm(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo,
-              mininterval=1.0) as progress:
+    with progress.bar(total=sum(len(t.notes) for t in todo), unit="note", desc="render", disable=not todo) as bar:
         def finished(task: ShardTask, rows: list[dict]) -> None:
             _write_record(cfg, task.key, rows)
-            progress.update(len(task.notes))
+            bar.update(len(task.notes))
 
         try:
             if pending is not None:
@@ -321,7 +318,7 @@ def collect_shards(cfg: Config, todo: list[ShardTask], pending: dict | None) -> 
                 for task in todo:
                     finished(task, render_shard(task))
         except BaseException:
-            progress.leave = False
+            bar.leave = False
             raise
 
 
@@ -386,7 +383,7 @@ def _report(cfg: Config, summary: dict, todo: list[ShardTask], seconds: float) -
     count = workers.worker_count(cfg.data.workers)
     made = summary["made"]
     dropped = summary["dropped"]
-    speed = f"{made / seconds:.0f} clips/s ({rendered / seconds:.0f} notes/s) on {count} workers" \
+    speed = f"{made / seconds:.0f} clips/s ({rendered / seconds:.0f} notes/s) on {progress.plural(count, 'worker')}" \
         if rendered else "nothing to render, all up to date"
     log.info(f"dataset {cfg.name}: {summary['clips']} clips from {summary['notes']} notes in {seconds:.1f} s, {speed}; "
           f"dropped {sum(dropped.values())} ({', '.join(f'{k} {v}' for k, v in dropped.items()) or 'none'}); "
