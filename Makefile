@@ -28,7 +28,7 @@ $(SOURCES_MK): $(shell find pipeline -name __pycache__ -prune -o \( -name '*.py'
 include $(SOURCES_MK)
 
 .DEFAULT_GOAL := all
-.PHONY: all help setup data features train report test bench experiments shipped-model clean clean-all FORCE
+.PHONY: all help setup data features train report test bench experiments shipped-model docs clean clean-all FORCE
 
 all: report ## set up, then run the whole pipeline on CONFIG (default configs/default.toml)
 
@@ -101,6 +101,9 @@ shipped-model: $(STAMPS)/venv $(STAMPS)/opl3 ## retrain the model shipped in the
 
 experiments: $(STAMPS)/venv ## reproduce the original write-ups' experiments -> reports/experiments/
 	$(PIPELINE) experiments --config configs/experiments.toml
+
+docs: $(STAMPS)/venv ## write docs/configuration.md from the typed config (a test checks it is up to date)
+	$(PIPELINE) config --docs > docs/configuration.md.tmp && mv docs/configuration.md.tmp docs/configuration.md
 
 bench: $(STAMPS)/venv ## speed benchmarks -> bench/results.json and bench/results.md
 	$(PY) -m bench.run

@@ -33,6 +33,11 @@ EXTRAS = {"pandas": "data", "fluidsynth": "data", "midiutil": "data", "mido": "d
           "librosa": "baselines", "parselmouth": "baselines", "swift_f0": "baselines", "torch": "baselines-torch",
           "torchcrepe": "baselines-torch", "dask": "cluster", "distributed": "cluster"}
 
+# what each command needs as a whole (a command's first missing module is only one of them)
+COMMAND_EXTRAS = {"data": "data", "features": "data", "check": "data", "params": "data", "train": "train",
+                  "export": "train", "report": "all", "experiments": "all", "evaluate": "evaluate"}
+PACKAGES = {"fluidsynth": "pyfluidsynth", "parselmouth": "praat-parselmouth", "swift_f0": "swift-f0"}  # pip names
+
 
 def config_from_args(args):
     """The config a command names (--config), else the default one: the same as make's."""
@@ -290,7 +295,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(sub)
     _add_experiments_parser(sub)
     _add_export_parser(sub)
+    _add_config_parser(sub)
     return parser
+
+
+def _add_config_parser(sub) -> None:
+    text = "print the config a command would use (TOML), or the documentation of every key (--docs)"
+    p = sub.add_parser("config", help=text, description=text)
+    _add_config_args(p)
+    p.add_argument("--docs", action="store_true",
+                   help="print docs/configuration.md: every key, its values and meaning, from the typed config")
+    p.set_defaults(func=_cmd_config)
+
+
+def _cmd_config(args) -> int:
+    if args.docs:
+        from pipeline.core.config_docs import configuration_markdown
+
+        sys.stdout.write(configuration_markdown())
+        return 0
+    from pipeline.core.config import to_toml
+
+    sys.stdout.write(to_toml(config_from_args(args)))
+    return 0
 
 
 def _add_export_parser(sub) -> None:
@@ -365,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    args = None
     try:
         configure_logging()
         args = build_parser().parse_args(argv)
@@ -380,10 +408,11 @@ def _run(argv: list[str] | None) -> int:
         print(STOPPED, file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
     except ModuleNotFoundError as exc:  # a light install running a stage: name the extra that brings it
-        extra = EXTRAS.get((exc.name or "").split(".")[0])
-        if extra is None:
+        if EXTRAS.get((exc.name or "").split(".")[0]) is None:
             raise
-        print(f"error: this command needs {exc.name}, which is not installed; install it with "
+        extra = COMMAND_EXTRAS.get(getattr(args, "command", None)) or EXTRAS[(exc.name or "").split(".")[0]]
+        print(f"error: this command needs the Python package {PACKAGES.get(exc.name, exc.name)}, which is not "
+              f"installed; install it with "
               f"pip install 'pitch-pipeline[{extra}]' (or make setup in a checkout)", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk or a file it may not read, wherever it happened

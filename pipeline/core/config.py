@@ -43,7 +43,7 @@ class DataConfig:
     instruments: tuple[str, ...] = ("Acoustic Grand Piano", "Violin", "Flute")  # GM names or numbers 0-127
     note_low: int = 21                 # A0: the piano's range
     note_high: int = 108               # C8
-    velocities: tuple[int, ...] = (100,)
+    velocities: tuple[int, ...] = (100,)  # MIDI velocities, each note rendered at every one
     detune_share: float = 0.5          # share of notes detuned by a random pitch bend
     detune_max_cents: float = 50.0     # detune drawn uniformly in +-this
     segments: tuple[str, ...] = CLASSIC_SEGMENTS  # constants.SEGMENTS adds onset and release
@@ -53,7 +53,7 @@ class DataConfig:
     release_seconds: float = 0.5       # rendered after note-off (decay segment lives here)
     sustain_at: float = 0.5            # sustain segment centre, as a share of the hold
     gain: float = 0.4                  # FluidSynth master gain
-    seed: int = 0
+    seed: int = 0                      # seeds every random draw of the plan (detune, segments, augmentation)
     workers: int = 0                   # 0 = every core
     shard_size: int = 32               # notes per shard, the unit of work and of resume
     scheduler: str = ""                # "" = local process pool, else tcp://HOST:PORT (Dask)
@@ -68,7 +68,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class TonesConfig:
     """The synthetic source (pipeline/data/tones.py): tones whose f0 is exactly their label."""
-    enabled: bool = False
+    enabled: bool = False              # add the synthetic source
     kinds: tuple[str, ...] = TONE_KINDS  # each is an instrument of source "synthetic"; [] = off
     variants: int = 1                  # tones drawn per (kind, note)
 
@@ -83,21 +83,21 @@ class AugmentConfig:
     drr_db: tuple[float, float] = (-3.0, 12.0)     # direct-to-reverberant ratio
     eq_share: float = 0.5              # microphone low cut, shelves, peaks
     telephone_share: float = 0.1       # of EQs: a steep low-pass at 3-7 kHz
-    noise_share: float = 0.6
-    noise_kinds: tuple[str, ...] = ("white", "pink", "brown", "hum")
-    noise_weights: tuple[float, ...] = (0.3, 0.35, 0.15, 0.2)
+    noise_share: float = 0.6           # background noise ...
+    noise_kinds: tuple[str, ...] = ("white", "pink", "brown", "hum")  # ... of these kinds ...
+    noise_weights: tuple[float, ...] = (0.3, 0.35, 0.15, 0.2)       # ... drawn with these weights
     snr_db: tuple[float, float] = (0.0, 40.0)      # white, pink and brown noise, against the note's active part
-    hum_snr_db: tuple[float, float] = (15.0, 40.0)
+    hum_snr_db: tuple[float, float] = (15.0, 40.0)  # mains hum (50 or 60 Hz and its harmonics)
     level_share: float = 0.3           # a gain ramp ...
     level_db: float = 12.0             # ... between two levels within +-this
     codec_share: float = 0.3           # an MP3 or Ogg Vorbis round trip
     mp3_share: float = 0.6             # of codec notes
-    mp3_kbps: tuple[int, ...] = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
-    ogg_quality: tuple[float, float] = (0.0, 0.6)
+    mp3_kbps: tuple[int, ...] = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)  # MP3 bitrates drawn from
+    ogg_quality: tuple[float, float] = (0.0, 0.6)  # Ogg Vorbis quality range
     fluid_reverb_share: float = 0.0    # soundfont notes rendered through FluidSynth's reverb ...
     fluid_reverb_room: tuple[float, float] = (0.2, 0.95)   # ... room size, damping and level drawn per note
-    fluid_reverb_damping: tuple[float, float] = (0.0, 0.8)
-    fluid_reverb_level: tuple[float, float] = (0.2, 0.9)
+    fluid_reverb_damping: tuple[float, float] = (0.0, 0.8)  # FluidSynth reverb damping
+    fluid_reverb_level: tuple[float, float] = (0.2, 0.9)    # FluidSynth reverb level
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class AuditConfig:
     """What the label audit (pipeline/data/audit.py) may do with its independent estimate of each clip."""
     min_confidence: float = 0.9        # the auditor is sure of a clip from here (1 - YIN's aperiodicity)
     mismatch_cents: float = 50.0       # a sure estimate this far from the label drops the clip
-    drop_mismatches: bool = True
+    drop_mismatches: bool = True       # drop those clips (audit_mismatch, audit_octave)
     relabel_octaves: bool = True       # a preset that sounds a whole octave off is relabelled ...
     octave_share: float = 0.6          # ... when this share of its sure clips say so
     tune_labels: bool = True           # shift a preset's labels by its consistent tuning offset ...
@@ -123,7 +123,7 @@ class AuditConfig:
 @dataclass(frozen=True)
 class SplitConfig:
     test: str = "instrument"           # instrument (held-out instruments) or random
-    test_instruments: tuple[str, ...] = ("Flute",)
+    test_instruments: tuple[str, ...] = ("Flute",)  # GM names or numbers, or tone kinds, held out whole
     test_sources: tuple[str, ...] = ()  # soundfont file names or "synthetic", held out whole (with the above)
     test_share: float = 0.15           # for test = "random"
     val_share: float = 0.1             # random share of the remaining notes
@@ -132,7 +132,7 @@ class SplitConfig:
 @dataclass(frozen=True)
 class FeaturesConfig:
     scaling: str = "log"               # log: ln(magnitude + 1e-6); db: 20 log10 of the same; linear
-    dtype: str = "float16"
+    dtype: str = "float16"             # stored precision (float32 for linear scaling)
     batch_size: int = 32               # clips per spectrogram batch (small batches stay in cache: see bench)
 
 
@@ -141,12 +141,12 @@ class ModelConfig:
     variant: str = "bins"              # reference (one linear output), bins (soft-argmax head) or stream
     target: str = "midi"               # reference model target: midi, log_hz or hz
     width: float = 1.0                 # multiplies the 64/128/128/256 filters
-    dense_units: tuple[int, ...] = (512, 256)
+    dense_units: tuple[int, ...] = (512, 256)  # bins and reference: the Dense layers
     # dropout layers stay where the reference has them, but off by default: at 0.1/0.25 they
     # halved CPU speed, cost the bins model 3 points of accuracy in 8 epochs, and made the
     # regressor's test-time outputs shrink towards the mean (max-pooling of dropped-out maps)
-    input_dropout: float = 0.0
-    dropout: float = 0.0
+    input_dropout: float = 0.0         # bins and reference: dropout at the input ...
+    dropout: float = 0.0               # ... and after each block
     bins_per_semitone: int = 5         # for variant = bins
     label_smoothing_cents: float = 25.0  # std of the Gaussian-blurred bin targets
     time_pool: int = 3                 # bins: average this many frames before the convolutions
@@ -156,21 +156,21 @@ class ModelConfig:
     # an MLP per candidate and per frame, dilated convolutions over time, the window's mean, a
     # modulation path; one pass over a long spectrogram gives every window's output (ONNX export)
     pitch_resolution: int = 2          # harmonic-stack candidates per semitone
-    harmonics: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
-    harmonic_units: tuple[int, ...] = (32, 32, 8)
-    encoder_units: tuple[int, ...] = (256,)
-    temporal_dilations: tuple[int, ...] = (1, 2, 4)
-    head_units: int = 512
+    harmonics: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)  # the multiples of a candidate it reads
+    harmonic_units: tuple[int, ...] = (32, 32, 8)   # the MLP shared by every candidate
+    encoder_units: tuple[int, ...] = (256,)         # dense layers over all candidates, per frame
+    temporal_dilations: tuple[int, ...] = (1, 2, 4)  # residual convolutions over the pooled frames
+    head_units: int = 512              # the dense head before the softmax over pitch bins
     modulation_bands: int = 8          # groups of narrow bands whose modulation magnitudes are averaged
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    patience: int = 6
-    seed: int = 0
+    epochs: int = 30                   # at most (early stopping may end sooner)
+    batch_size: int = 64               # examples per step (split across devices)
+    learning_rate: float = 1e-3        # Adam's
+    patience: int = 6                  # early stopping: epochs without a better validation loss
+    seed: int = 0                      # shuffling and initialisation
     mixed_precision: bool = True       # only applied on a GPU
     schedule: str = "cosine"           # learning rate: cosine (decays to 0 at the last epoch) or constant
     compare_reference: bool = True     # also train the reference model (models/NAME/reference/) for the report
@@ -189,7 +189,7 @@ class ReportConfig:
 
 @dataclass(frozen=True)
 class Config:
-    name: str = "default"
+    name: str = "default"              # names data/NAME, models/NAME, reports/NAME; default: the file's name
     # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME; "." is the current folder, and a
     # relative root written in a config file is relative to the file's folder
     root: str = "."

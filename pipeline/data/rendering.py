@@ -241,6 +241,10 @@ def require_fluidsynth() -> None:
 def _import_fluidsynth():
     try:
         import fluidsynth
+    except ModuleNotFoundError as exc:
+        if exc.name != "fluidsynth":
+            raise
+        raise ModuleNotFoundError("pyfluidsynth is not installed", name="fluidsynth") from None  # its extra
     except (ImportError, OSError):
         raise PipelineError(
             "the FluidSynth library (libfluidsynth) is missing; install it: apt-get install libfluidsynth3 "

@@ -1,0 +1,64 @@
+"""The one exception type users see: its message names the problem and the fix.
+
+Also what the CLI says for the operating system's errors a user can fix (a full disk, a file
+it may not read), how a stop by signal travels (`Interrupted`), and the means to keep C
+libraries' own chatter off the user's terminal, where it would bury that one line.
+"""
+
+import contextlib
+import errno
+import os
+import signal
+import sys
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_PERMITTED = (errno.EACCES, errno.EPERM)
+
+
+class PipelineError(Exception):
+    """A problem with the user's input or environment, reported as one line by the CLI."""
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+STOPPED = "interrupted: finished outputs are kept; run the same command again to resume"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or a termination signal (`signum`): the stage stops, keeps what it finished, and
+    the CLI exits with 128 + signum. A KeyboardInterrupt, so code that handles Ctrl-C handles it."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def disk_full(path) -> PipelineError:
+    return PipelineError(f"disk full while writing {path}; free space and run the same command again")
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an OSError the user can fix (disk full, permission denied, read-only disk),
+    naming the file; None for any other, which is a bug and keeps its traceback."""
+    path = exc.filename if exc.filename is not None else "an output file"
+    if exc.errno in DISK_FULL:
+        return str(disk_full(path))
+    if exc.errno in NOT_PERMITTED:
+        return f"permission denied on {path}; make it readable (and its folder writable) for this user, " \
+               "or choose another path"
+    if exc.errno == errno.EROFS:
+        return f"{path} is on a read-only file system; choose a writable location"
+    return None
+
+
+@contextlib.contextmanager
+def silenced_stderr():
+    """Point file descriptor 2 at /dev/null around a C library call that prints on its own."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,214 @@
+"""Evaluate a folder of labeled notes (`pipeline evaluate`): labels, estimates, the report's tables.
+
+Labels come from a CSV (`path,frequency`, `path,note` or `path,midi`; a dataset's
+manifest.csv works as-is) or from the file names (`A4.wav`, `Cs4.wav`, `C#4.wav`, `Db4.wav`,
+or the dataset's own clip names, whose frequency field carries the detune). The model's
+estimates (one f0 per file, pipeline.inference.prediction.summarize_files) are scored with the
+report's metrics and written as the report's tables.
+
+`evaluate_folder(audio_dir, model_path, labels_csv, output_dir)` is the whole command with
+plain values; the command line only prints what it returns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.pitch import hz_to_midi, midi_to_hz, note_name, note_to_midi
+from pipeline.data.clips import CLIP_NAME_RE
+from pipeline.report.reporting import Estimator, predictions_table, write_report
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+EVALUATION_DIR = "evaluation"   # the tables' folder inside AUDIO_DIR when no output folder is given
+# an estimate function: the files' paths -> Hz per file (NaN where it failed), or (Hz, one message or None per file)
+Estimate = Callable[[Sequence[str]], object]
+
+
+# --- labels ------------------------------------------------------------------------------------
+def label_from_name(path: str | Path) -> float | None:
+    """The frequency a file's name gives: the dataset's frequency field, or a note name.
+
+    Accepts `A4.wav`, `Cs4.wav`, `C#4.wav`, `Db4.wav`, a note name as one `_`/`-`/space-separated
+    token (`piano_A4.wav`), and the dataset's `violin_A4_69_440.00_sustain_v100.wav`, whose
+    frequency field carries the detune that the note name leaves out.
+    """
+    stem = Path(path).stem
+    match = CLIP_NAME_RE.search(stem)
+    if match:
+        return float(match.group(2))
+    midi = note_to_midi(stem)
+    if midi is None:
+        found = {m for m in map(note_to_midi, re.split(r"[_\-\s.]+", stem)) if m is not None}
+        midi = found.pop() if len(found) == 1 else None   # two different notes: ambiguous
+    return None if midi is None else float(midi_to_hz(midi))
+
+
+def _label_from_row(row: pd.Series) -> float | None:
+    if "frequency" in row and pd.notna(row["frequency"]):
+        try:
+            return float(row["frequency"])
+        except ValueError:
+            return None
+    if "note" in row and isinstance(row["note"], str):
+        midi = note_to_midi(row["note"])
+        return None if midi is None else float(midi_to_hz(midi))
+    if "midi" in row and pd.notna(row["midi"]):
+        return float(midi_to_hz(float(row["midi"])))
+    return None
+
+
+def labels_from_csv(csv_path: str | Path, audio_dir: str | Path) -> pd.DataFrame:
+    """Rows of a labels CSV (path + frequency, note or midi), paths resolved against AUDIO_DIR.
+
+    Other columns (instrument, segment, ...) are kept, so a dataset's manifest.csv works as-is.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise PipelineError(f"labels file {csv_path} not found; pass a CSV with path,frequency or path,note columns")
+    try:
+        frame = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"labels file {csv_path} is not a readable CSV ({exc}); fix or re-export it") from None
+    if "path" not in frame.columns or not {"frequency", "note", "midi"} & set(frame.columns):
+        raise PipelineError(f"labels file {csv_path} needs a path column and a frequency, note or midi column; "
+                            f"it has {', '.join(map(str, frame.columns))}")
+    frame = frame.copy()
+    frame["file"] = [str(p if Path(p).is_absolute() else Path(audio_dir) / p) for p in frame["path"]]
+    frame["label_hz"] = [_label_from_row(row) for _, row in frame.iterrows()]
+    return frame
+
+
+def labels_from_names(audio_dir: str | Path) -> pd.DataFrame:
+    """Every audio file under AUDIO_DIR, labeled by its name (label_hz NaN when the name has none)."""
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise PipelineError(f"audio folder {audio_dir} not found; pass a folder of labeled notes")
+    files = sorted(p for p in audio_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise PipelineError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {audio_dir}; "
+                            "point evaluate at a folder of notes such as A4.wav")
+    return pd.DataFrame({"path": [str(p.relative_to(audio_dir)) for p in files],
+                         "file": [str(p) for p in files],
+                         "label_hz": [label_from_name(p) for p in files]})
+
+
+# --- estimates ---------------------------------------------------------------------------------
+def _normalise_estimates(result, n: int) -> tuple[np.ndarray, list[str | None]]:
+    """An estimator returns hz (N,) with NaN for a failed file, or (hz, errors) with a message per failure."""
+    errors: list[str | None] = [None] * n
+    if isinstance(result, tuple) and len(result) == 2 and not np.isscalar(result[0]):
+        result, errors = result
+        errors = [None if e is None or (isinstance(e, float) and np.isnan(e)) else str(e) for e in errors]
+    hz = np.asarray(result, dtype=np.float64).reshape(-1)
+    if len(hz) != n or len(errors) != n:
+        raise PipelineError(f"the pitch estimator returned {len(hz)} values for {n} files; "
+                            "this is a bug in pipeline.inference.prediction, please report it")
+    return hz, errors
+
+
+def model_estimator(model_path: str | Path, refine: bool = True) -> Estimate:
+    """The trained model as an estimator: pipeline.inference.prediction.summarize_files(paths, model_path)."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise PipelineError(f"model {model_path} not found; run make train or give the path of a trained model")
+
+    def estimate(paths: Sequence[str]):
+        from pipeline.inference import prediction
+        return prediction.summarize_files(list(paths), model_path, with_errors=True, refine=refine)
+
+    return estimate
+
+
+def estimate_labels(labels: pd.DataFrame, estimate: Estimate) -> tuple[pd.DataFrame, list[str]]:
+    """Estimate every labeled file; return (predictions, one message per failure).
+
+    A labeled file that exists stays in the predictions even when the estimator failed on it,
+    as a miss (NaN), so a failure never shrinks the denominator of the metrics.
+    """
+    problems: list[str] = []
+    frame = labels.copy()
+    unlabeled = frame["label_hz"].isna()
+    for path in frame.loc[unlabeled, "path"]:
+        problems.append(f"{path}: no pitch label; name the file like A4.wav, Cs4.wav or Db4.wav, "
+                        "or list it in a --labels CSV with a frequency or note")
+    absent = ~unlabeled & ~frame["file"].map(lambda f: Path(f).is_file())
+    for path in frame.loc[absent, "path"]:
+        problems.append(f"{path}: file not found; fix the path in the labels CSV")
+    frame = frame[~unlabeled & ~absent].reset_index(drop=True)
+    if len(frame):
+        hz, errors = _normalise_estimates(estimate(frame["file"].tolist()), len(frame))
+        for path, file, error, value in zip(frame["path"], frame["file"], errors, hz):
+            if error is not None:
+                problems.append(f"{path}: {error.removeprefix(f'{file}: ')}")   # name the file once
+            elif not np.isfinite(value):
+                problems.append(f"{path}: no pitch found (silent, empty or unreadable?)")
+        frame["estimate"] = np.where([e is None for e in errors], hz, np.nan)
+    return _with_label_columns(frame), problems
+
+
+def _with_label_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The report's label columns: frequency (the label), and its MIDI note and name where not given."""
+    frame = frame.copy()
+    frame["frequency"] = frame.pop("label_hz").astype(np.float64)
+    nearest = np.round(hz_to_midi(frame["frequency"].to_numpy())).astype(int)
+    if "midi" in frame.columns:   # a manifest's nominal note; a detuned clip may round to its neighbour
+        nearest = np.where(frame["midi"].notna(), pd.to_numeric(frame["midi"], errors="coerce"), nearest)
+    frame["midi"] = np.asarray(nearest, dtype=int)
+    frame["note"] = [note_name(int(m)) for m in frame["midi"]]
+    return frame
+
+
+# --- the whole command -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FolderEvaluation:
+    """What `evaluate_folder` found: a predictions row per labeled file that exists (a failed
+    estimate is a miss), one message per problem, and the summary table it wrote (None when
+    no file could be evaluated)."""
+    predictions: pd.DataFrame
+    problems: tuple[str, ...]
+    files: int                        # files listed (by the labels CSV) or found
+    summary: pd.DataFrame | None
+    output_dir: Path | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.summary is not None
+
+
+def evaluate_folder(audio_dir: str | Path, model_path: str | Path | None = None, labels_csv: str | Path | None = None,
+                    output_dir: str | Path | None = None, estimate: Estimate | None = None,
+                    refine: bool = True) -> FolderEvaluation:
+    """Label every note in `audio_dir` (from `labels_csv`, else from the file names), estimate its
+    pitch with the model at `model_path` (default: the shipped model; its estimates made fine
+    unless `refine` is False) or with `estimate`, and write the report's tables to
+    `output_dir` (default: AUDIO_DIR/evaluation)."""
+    from pipeline.inference.predictor import default_model_path
+
+    audio_dir = Path(audio_dir)
+    labels = labels_from_csv(labels_csv, audio_dir) if labels_csv else labels_from_names(audio_dir)
+    model_path = Path(model_path) if model_path else default_model_path()
+    estimate = estimate or model_estimator(model_path, refine)
+    frame, problems = estimate_labels(labels, estimate)
+    if not len(frame):
+        return FolderEvaluation(frame, tuple(problems), len(labels), None, None)
+    output = Path(output_dir) if output_dir else audio_dir / EVALUATION_DIR
+    table = write_folder_evaluation(frame, output, {"audio_dir": str(audio_dir), "model": str(model_path)})
+    return FolderEvaluation(frame, tuple(problems), len(labels), table, output)
+
+
+def write_folder_evaluation(frame: pd.DataFrame, out_dir: str | Path, context: dict) -> pd.DataFrame:
+    """The report's files for `pipeline evaluate`: the model's estimates in frame['estimate']."""
+    predictions = predictions_table(frame, {"model": frame["estimate"].to_numpy()})
+    model = Estimator("model", "model", "model", details={"path": context.get("model")})
+    page = {"title": f"Evaluation of {context.get('audio_dir', 'a folder')}",
+            "intro": [f"Model `{context.get('model')}` on {len(frame)} labeled files."],
+            "reproduce": [f"`pipeline evaluate {context.get('audio_dir')} --model {context.get('model')}`"],
+            "metrics": {"context": context}}
+    return write_report(predictions, [model], out_dir, page)
