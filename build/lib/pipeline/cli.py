@@ -33,6 +33,9 @@ EXTRAS = {"pandas": "data", "fluidsynth": "data", "midiutil": "data", "mido": "d
           "librosa": "baselines", "parselmouth": "baselines", "swift_f0": "baselines", "torch": "baselines-torch",
           "torchcrepe": "baselines-torch", "dask": "cluster", "distributed": "cluster"}
 
+# what each command needs as a whole (a command's first missing module is only one of them)
+COMMAND_EXTRAS = {"data": "data", "features": "data", "check": "data", "params": "data", "train": "train",
+                  "export": "train", "report": "all", "experiments": "all", "evaluate": "evaluate"}
 PACKAGES = {"fluidsynth": "pyfluidsynth", "parselmouth": "praat-parselmouth", "swift_f0": "swift-f0"}  # pip names
 
 
@@ -389,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    args = None
     try:
         configure_logging()
         args = build_parser().parse_args(argv)
@@ -404,9 +408,9 @@ def _run(argv: list[str] | None) -> int:
         print(STOPPED, file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
     except ModuleNotFoundError as exc:  # a light install running a stage: name the extra that brings it
-        extra = EXTRAS.get((exc.name or "").split(".")[0])
-        if extra is None:
+        if EXTRAS.get((exc.name or "").split(".")[0]) is None:
             raise
+        extra = COMMAND_EXTRAS.get(getattr(args, "command", None)) or EXTRAS[(exc.name or "").split(".")[0]]
         print(f"error: this command needs the Python package {PACKAGES.get(exc.name, exc.name)}, which is not "
               f"installed; install it with "
               f"pip install 'pitch-pipeline[{extra}]' (or make setup in a checkout)", file=sys.stderr)
