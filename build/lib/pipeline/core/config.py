@@ -182,7 +182,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     # trackers run on the test clips beside the model (pipeline/report/baselines.py); one whose package
-    # is missing is listed as skipped. crepe and crepe_tiny need torch: see the README.
+    # is missing is listed as skipped. crepe and crepe_tiny need the baselines-torch extra (docs/evaluation.md)
     baselines: tuple[str, ...] = ("pyin", "praat", "swift_f0")
     max_baseline_clips: int = 0        # 0 = every test clip, else this many evenly spaced
 

@@ -116,7 +116,7 @@ class ExperimentsSettings:
     effect: EffectSettings = field(default_factory=EffectSettings)
 
 
-# The original write-ups' sizes (see README_SECTION.md for where each number comes from).
+# The original write-ups' sizes (docs/experiments.md says where each number comes from).
 ORIGINAL_SCALE = {
     "clips": {"instruments": (
         "Acoustic Grand Piano", "Bright Acoustic Piano", "Electric Piano 1", "Harpsichord", "Vibraphone",

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.core.errors import PipelineError
+from pipeline.core.progress import bar as progress_bar
 
 BASELINE_BATCH = 256            # clips per tracker call where the tracker batches
 BASELINE_FMIN_HZ = 30.0         # below MIDI 24 (32.7 Hz), the lowest note a config is likely to render
@@ -33,6 +34,7 @@ PRAAT_CEILING_HZ = C.SAMPLE_RATE / 2
 SWIFT_F0_VOICING = 0.5          # SwiftF0's documented voicing threshold
 CREPE_WINDOW = 1024             # samples: CREPE's fixed input at 16 kHz
 CREPE_HOP = 512                 # 32 ms: 9 frames inside a clip (frames are independent; CPU time is the cost)
+PROGRESS_CHUNK = 4 * 64           # clips tracked per call, between updates of the progress bar
 CREPE_VOICING = 0.5             # periodicity threshold for a voiced frame
 CREPE_FMIN_HZ = 32.0            # CREPE's lowest bin is 31.7 Hz; a lower fmin makes torchcrepe mask every bin
 
@@ -223,7 +225,12 @@ def run_baseline(name: str, clips: np.ndarray) -> BaselineResult:
                               info=info)
     info["versions"] = versions(name)
     started = time.perf_counter()
-    hz = np.asarray(baseline.track(clips), dtype=np.float64)
+    parts = []
+    with progress_bar(total=len(clips), unit="clip", desc=f"baseline {name}", leave=False) as bar:
+        for start in range(0, len(clips), PROGRESS_CHUNK):  # chunks, so that the bar moves
+            parts.append(np.asarray(baseline.track(clips[start:start + PROGRESS_CHUNK]), dtype=np.float64))
+            bar.update(len(parts[-1]))
+    hz = np.concatenate(parts) if parts else np.empty(0)
     return BaselineResult(name, hz, time.perf_counter() - started, info=info)
 
 
