@@ -39,8 +39,15 @@ def folder_mb(folder: Path) -> float:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, REPO)
+    """Built from a copy of what the wheel is made of: setuptools leaves build/ and an egg-info
+    in the folder it builds in, which should not be the checkout."""
+    import shutil
+
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "pipeline", source / "pipeline", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, source)
     (found,) = out.glob("pitch_pipeline-*.whl")
     return found
 
