@@ -30,7 +30,7 @@ $(SOURCES_MK): $(shell find pipeline -name __pycache__ -prune -o \( -name '*.py'
 include $(SOURCES_MK)
 
 .DEFAULT_GOAL := all
-.PHONY: all help setup data features train report export-dataset test bench experiments shipped-model clean clean-all FORCE
+.PHONY: all help setup data features train report export-dataset test bench experiments shipped-model docs clean clean-all FORCE
 
 all: report ## set up, then run the whole pipeline on CONFIG (default configs/default.toml)
 
@@ -46,7 +46,7 @@ $(STAMPS)/system: scripts/install_system.sh
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,cluster]'
+	$(PY) -m pip install -q -e '.[all,test]'
 	@touch $@
 
 setup: $(STAMPS)/venv ## install system packages and the virtualenv
@@ -110,6 +110,9 @@ shipped-model: $(STAMPS)/venv $(STAMPS)/opl3 ## retrain the model shipped in the
 
 experiments: $(STAMPS)/venv ## reproduce the original write-ups' experiments -> reports/experiments/
 	$(PIPELINE) experiments --config configs/experiments.toml
+
+docs: $(STAMPS)/venv ## write docs/configuration.md from the typed config (a test checks it is up to date)
+	$(PIPELINE) config --docs > docs/configuration.md.tmp && mv docs/configuration.md.tmp docs/configuration.md
 
 bench: $(STAMPS)/venv ## speed benchmarks -> bench/results.json and bench/results.md
 	$(PY) -m bench.run

@@ -7,7 +7,8 @@ TensorFlow):
 Prediction (numpy, soundfile, soxr and ONNX Runtime only)
     predict, predict_from_file, predict_from_file_to_file, load_predictor
 Datasets and training
-    load_config, build_dataset, build_features, train, load_manifest, read_clips
+    load_config (no argument: the default config, as make's), default_config_path, build_dataset,
+    build_features, train, load_manifest, read_clips
 Datasets in other formats (docs/dataset-formats.md)
     export_dataset (Parquet, WebDataset, TFRecord, NSynth's layout, with the dataset card)
 
@@ -33,6 +34,7 @@ _API = {
     "predict_from_file_to_file": ("pipeline.inference.prediction", "predict_file_to_csv"),
     "load_predictor": ("pipeline.inference.predictor", "load_predictor"),
     "load_config": ("pipeline.core.config", "load_config"),
+    "default_config_path": ("pipeline.core.config", "default_config_path"),
     "build_dataset": ("pipeline.data.dataset", "build_dataset"),
     "build_features": ("pipeline.data.features", "build_features"),
     "train": ("pipeline.model.training", "train"),

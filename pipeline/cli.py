@@ -27,16 +27,28 @@ STAGES = {
     "check": "check that FluidSynth, sox and the soundfont are usable",
 }
 
+# the pyproject extra that installs each module a command may import (the light install has none)
+EXTRAS = {"pandas": "data", "fluidsynth": "data", "midiutil": "data", "mido": "data", "sox": "data",
+          "tensorflow": "train", "keras": "train", "onnx": "train", "mir_eval": "evaluate", "matplotlib": "plot",
+          "librosa": "baselines", "parselmouth": "baselines", "swift_f0": "baselines", "torch": "baselines-torch",
+          "torchcrepe": "baselines-torch", "dask": "cluster", "distributed": "cluster"}
+
+# what each command needs as a whole (a command's first missing module is only one of them)
+COMMAND_EXTRAS = {"data": "data", "features": "data", "check": "data", "params": "data", "train": "train",
+                  "export": "train", "report": "all", "experiments": "all", "evaluate": "evaluate"}
+PACKAGES = {"fluidsynth": "pyfluidsynth", "parselmouth": "praat-parselmouth", "swift_f0": "swift-f0"}  # pip names
+
 
 def config_from_args(args):
-    from pipeline.core.config import load_config
+    """The config a command names (--config), else the default one: the same as make's."""
+    from pipeline.core.config import default_config_path, load_config
 
     overrides = list(args.overrides)
     if getattr(args, "workers", None) is not None:
         overrides.append(f"data.workers={args.workers}")
     if getattr(args, "scheduler", None) is not None:
         overrides.append(f"data.scheduler={json.dumps(args.scheduler)}")
-    return load_config(args.config, overrides)
+    return load_config(args.config or default_config_path(), overrides)
 
 
 # --- the commands ------------------------------------------------------------------------------
@@ -84,33 +96,80 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    """One line per file on stdout (its CSV, or its summary); one `error: FILE: why` line on
-    stderr per file that failed, and `warning: ...` for a silent file; exit 1 if any failed."""
-    from pipeline.inference import prediction
+    """One line per file on stdout (its output, or its summary); one `error: FILE: why` line on
+    stderr per file that failed, and `warning: ...` for a silent file; exit 1 if any failed. Audio
+    on standard input (`-`) without --output sends its output to stdout instead of its line."""
+    import tempfile
+
+    from pipeline.inference import discovery, prediction
+    from pipeline.inference.files import Request, predict_many
+
+    if args.no_refine and not args.summary:
+        raise PipelineError("--no-refine applies to --summary only (the per-frame output is never refined); "
+                            "add --summary or leave --no-refine out")
+    if args.jobs < 0:
+        raise PipelineError(f"--jobs must be 0 (every core) or more, got {args.jobs}")
     hop = prediction.check_options(args.hop, args.summary, args.batch_size)
-    predictor = prediction.load_predictor(Path(args.model) if args.model else None)
-    results = []
-    for result in prediction.iter_files(args.audio, predictor, args.output, hop, args.summary, args.batch_size,
-                                        refine=not args.no_refine):
-        results.append(result)
-        if result.error:
-            print(f"error: {result.error}", file=sys.stderr, flush=True)
-            continue
-        if result.warning:
-            print(f"warning: {result.warning}", file=sys.stderr, flush=True)
-        if result.summary:
-            print(f"{result.path}: {result.summary.line()}", flush=True)
-        else:
-            voiced = int((result.prediction.confidence >= 0.5).sum())
-            print(f"{result.path} -> {result.csv} ({len(result.prediction.time)} frames, "
-                  f"{voiced} with confidence >= 0.5)", flush=True)
+    files = discovery.audio_inputs(args.audio)
+    with tempfile.TemporaryDirectory(prefix="pipeline-predict-") as scratch:
+        names, piped = {}, None
+        if discovery.STDIN in files:
+            saved = discovery.read_stdin(sys.stdin.buffer, Path(scratch))
+            files, names[saved] = [saved if f == discovery.STDIN else f for f in files], discovery.STDIN
+            if args.plot and args.output is None:
+                raise PipelineError("--plot with audio from standard input needs --output DIR for its PNG")
+            piped = saved if args.output is None and not args.summary else None
+        request = Request(args.model, args.output, hop, args.summary, args.batch_size, not args.no_refine,
+                          args.format, args.plot)
+        predictor = prediction.load_predictor(Path(args.model) if args.model else None) if args.jobs == 1 else None
+        results = _print_results(predict_many(files, request, args.jobs, predictor), names, piped, len(files))
     failed = sum(1 for r in results if r.error)
     if args.summary and args.output and len(results) > failed:
-        print(f"summary table: {prediction.write_summary_table(Path(args.output) / 'summary.csv', results)}")
+        from pipeline.inference.outputs import write_table
+
+        table = Path(args.output) / f"summary.{args.format}"
+        written = (prediction.write_summary_table(table, results) if args.format == "csv"
+                   else write_table(table, _summary_rows(results, names), args.format))
+        print(f"summary table: {written}")
     if failed:
         print(f"{failed} of {len(results)} files failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_results(results, names: dict, piped, count: int) -> list:
+    """Each result's line as it arrives (above the progress bar, shown for several files)."""
+    from pipeline.core import progress
+
+    done = []
+    with progress.bar(total=count, unit="file", desc="predict", disable=count < 2, leave=False) as bar:
+        for result in results:
+            done.append(result)
+            bar.update(1)
+            name = names.get(result.path, result.path)
+            if result.error:
+                bar.write(f"error: {result.error.replace(str(result.path), str(name))}", file=sys.stderr)
+                continue
+            if result.warning:
+                bar.write(f"warning: {result.warning.replace(str(result.path), str(name))}", file=sys.stderr)
+            if result.summary:
+                bar.write(f"{name}: {result.summary.line()}", file=sys.stdout)
+            elif result.path == piped:
+                sys.stdout.buffer.write(result.csv.read_bytes())
+                sys.stdout.flush()
+            else:
+                voiced = int((result.prediction.confidence >= 0.5).sum())
+                frames = progress.plural(len(result.prediction.time), "frame")
+                plot = f" and {result.plot}" if result.plot else ""
+                bar.write(f"{name} -> {result.csv}{plot} ({frames}, {voiced:,} with confidence >= 0.5)",
+                          file=sys.stdout)
+    return done
+
+
+def _summary_rows(results, names: dict) -> list[dict]:
+    return [{"path": str(names.get(r.path, r.path)), "frequency": round(r.summary.frequency, 3), "note": r.summary.note,
+             "cents": round(r.summary.cents, 2), "confidence": round(r.summary.confidence, 4)}
+            for r in results if r.summary]
 
 
 def _cmd_evaluate(args) -> int:
@@ -184,7 +243,8 @@ def configure_logging(level: int = logging.INFO) -> None:
 # --- the parser ----------------------------------------------------------------------------------
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, metavar="FILE.toml",
-                        help="TOML config, e.g. configs/default.toml (default: the built-in defaults)")
+                        help="TOML config; relative paths in it are relative to its folder "
+                             "(default: the default config, the one make uses: configs/default.toml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config key, e.g. --set train.epochs=5 (repeatable)")
 
@@ -201,18 +261,20 @@ def _add_stage_parsers(sub) -> None:
     for name, text in STAGES.items():
         p = sub.add_parser(name, help=text, description=text)
         _add_config_args(p)
-        p.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="worker processes (same as --set data.workers=N; default: every core)")
-        if name in ("data", "features"):
+        if name in ("data", "features"):  # the stages that run in worker processes
+            p.add_argument("--workers", type=int, default=None, metavar="N",
+                           help="worker processes (same as --set data.workers=N; default: every core)")
             p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                            help="run the shards on this Dask scheduler (same as --set data.scheduler=...)")
         p.set_defaults(func=commands[name])
 
 
 def _add_predict_parser(sub) -> None:
-    text = "f0 of audio files: one time,frequency,confidence CSV each"
+    text = "f0 of audio files: one time,frequency,confidence file each (CSV, NPZ or JSON)"
     p = sub.add_parser("predict", help=text, description=text)
-    p.add_argument("audio", nargs="+", metavar="AUDIO", help="WAV, FLAC, MP3 or OGG files, any rate and channels")
+    p.add_argument("audio", nargs="+", metavar="AUDIO",
+                   help="WAV, FLAC, MP3 or OGG files at any rate and channels; folders (searched recursively), "
+                        "glob patterns ('notes/**/*.wav'), or - for audio on standard input")
     p.add_argument("--model", default=None, metavar="MODEL",
                    help="a trained model, e.g. models/default/model.keras (default: the model shipped in the package)")
     p.add_argument("--output", default=None, metavar="DIR", help="folder for the CSVs (default: beside each file)")
@@ -224,6 +286,12 @@ def _add_predict_parser(sub) -> None:
                    help="windows per model call for reference and bins models (default 256)")
     p.add_argument("--no-refine", action="store_true",
                    help="with --summary: the network's estimates alone, not made fine from each frame's partials")
+    p.add_argument("--format", default="csv", choices=("csv", "npz", "json"),
+                   help="output format: csv (CREPE's time,frequency,confidence), npz (numpy arrays) or json")
+    p.add_argument("--plot", action="store_true",
+                   help="also draw NAME.f0.png: the spectrogram with the f0 contour, and the confidence")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="files predicted at once in N processes (0: one per core; default 1)")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -258,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipeline", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                         help="print the package version and exit")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", dest="progress", action="store_true", default=None,
+                       help="show progress bars (on stderr) even when it is not a terminal")
+    shown.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="never show progress bars (default: only on a terminal)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="one of the commands below; pipeline COMMAND --help for its options")
     _add_stage_parsers(sub)
@@ -266,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiments_parser(sub)
     _add_export_parser(sub)
     _add_export_dataset_parser(sub)
+    _add_config_parser(sub)
     return parser
 
 
@@ -285,6 +359,27 @@ def _cmd_export_dataset(args) -> int:
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     export_dataset(config_from_args(args), formats, args.out, args.shard_size or SHARD_SIZE)
+    return 0
+
+
+def _add_config_parser(sub) -> None:
+    text = "print the config a command would use (TOML), or the documentation of every key (--docs)"
+    p = sub.add_parser("config", help=text, description=text)
+    _add_config_args(p)
+    p.add_argument("--docs", action="store_true",
+                   help="print docs/configuration.md: every key, its values and meaning, from the typed config")
+    p.set_defaults(func=_cmd_config)
+
+
+def _cmd_config(args) -> int:
+    if args.docs:
+        from pipeline.core.config_docs import configuration_markdown
+
+        sys.stdout.write(configuration_markdown())
+        return 0
+    from pipeline.core.config import to_toml
+
+    sys.stdout.write(to_toml(config_from_args(args)))
     return 0
 
 
@@ -360,9 +455,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    args = None
     try:
         configure_logging()
         args = build_parser().parse_args(argv)
+        if args.progress is not None:
+            from pipeline.core.progress import set_shown
+
+            set_shown(args.progress)
         return args.func(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -370,6 +470,14 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or a signal as Interrupted
         print(STOPPED, file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
+    except ModuleNotFoundError as exc:  # a light install running a stage: name the extra that brings it
+        if EXTRAS.get((exc.name or "").split(".")[0]) is None:
+            raise
+        extra = COMMAND_EXTRAS.get(getattr(args, "command", None)) or EXTRAS[(exc.name or "").split(".")[0]]
+        print(f"error: this command needs the Python package {PACKAGES.get(exc.name, exc.name)}, which is not "
+              f"installed; install it with "
+              f"pip install 'pitch-pipeline[{extra}]' (or make setup in a checkout)", file=sys.stderr)
+        return 2
     except OSError as exc:  # a full disk or a file it may not read, wherever it happened
         message = os_error_message(exc)
         if message is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 import pipeline
 from pipeline.core.config import load_config, to_toml
@@ -37,7 +38,11 @@ def assert_one_line_error(proc, *fragments):
 @pytest.mark.parametrize("override, fragments", [
     ('data.instruments=["Violn"]', ("unknown instrument 'Violn'", "Violin")),
     ("data.note_high=130", ("data.note_high = 130 is out of range",)),
-    ('data.soundfont="/nowhere/FluidR3.sf2"', ("soundfont /nowhere/FluidR3.sf2 not found", "apt-get install")),
+    ('data.soundfont="/nowhere/FluidR3.sf2"', ("soundfont /nowhere/FluidR3.sf2 not found",)),
+    ('data.soundfont="/nowhere/FluidR3_GM.sf2"', ("soundfont /nowhere/FluidR3_GM.sf2 not found",
+                                                  "installed as /usr/share/sounds/sf2/FluidR3_GM.sf2")),
+    ('data.soundfont="NoSuchFont.sf2"', ("soundfont NoSuchFont.sf2 not found in the soundfont folders",
+                                         "PIPELINE_SOUNDFONT_PATH")),
     ("data.colour=1", ("unknown config key data.colour",)),
     ("data.velocities=[200]", ("data.velocities = 200 is out of range",)),
     ('split.test_instruments=["Cello"]', ("'Cello', which is not in data.instruments",)),
@@ -233,3 +238,47 @@ def test_train_keeps_tensorflows_start_up_lines_off_the_terminal():
                           env={k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")})
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "after"
+
+
+# --- issue 25: the first hour -------------------------------------------------------------------
+def test_without_a_config_every_command_uses_the_default_config_from_any_folder(tmp_path):
+    """The bare command line, make and load_config() share one default config; its soundfonts are
+    found by name, so `pipeline check` works outside the checkout."""
+    bare, named = tmp_path / "bare.json", tmp_path / "named.json"
+    assert run_cli("params", "train", "--out", str(bare), cwd=tmp_path).returncode == 0
+    assert run_cli("params", "train", "--config", str(REPO / "configs" / "default.toml"), "--out", str(named)
+                   ).returncode == 0
+    assert bare.read_text() == named.read_text() and '"epochs": 8' in bare.read_text()  # not the built-in 30
+    check = run_cli("check", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    for font in ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2"):
+        assert f"soundfont: {font} sha256" in check.stdout
+    assert "(12 instruments)" in check.stdout and "instruments: 12 OK" in check.stdout
+    printed = run_cli("config", "--set", "train.epochs=3", cwd=tmp_path)
+    assert 'name = "default"' in printed.stdout and "epochs = 3" in printed.stdout
+
+
+def test_only_the_stages_that_use_workers_take_workers():
+    for command in ("train", "report", "check"):
+        done = run_cli(command, "--workers", "2")
+        assert done.returncode == 2 and "unrecognized arguments: --workers" in done.stderr
+
+
+def test_predict_reads_folders_and_standard_input(tmp_path):
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    t = np.arange(16000) / 16000
+    for name, hz in (("a4.wav", 440.0), ("sub/e5.flac", 659.26)):
+        sf.write(notes / name, 0.4 * np.sin(2 * np.pi * hz * t), 16000)
+    folder = run_cli("--progress", "predict", "--summary", "--jobs", "2", "notes", cwd=tmp_path)
+    assert folder.returncode == 0, folder.stderr
+    assert [line.split(",")[1].split()[0] for line in folder.stdout.splitlines()] == ["A4", "E5"]
+    assert folder.stdout.splitlines()[0].startswith("notes/a4.wav: ") and "predict" in folder.stderr  # the bar
+    piped = subprocess.run([sys.executable, "-m", "pipeline", "predict", "-"], input=(notes / "a4.wav").read_bytes(),
+                           capture_output=True, cwd=tmp_path, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    rows = piped.stdout.decode().splitlines()
+    assert rows[0] == "time,frequency,confidence" and len(rows) == 1 + 101
+    assert abs(float(rows[50].split(",")[1]) - 440.0) < 5
+    refused = run_cli("predict", "--no-refine", "notes", cwd=tmp_path)
+    assert refused.returncode == 2 and "--no-refine applies to --summary only" in refused.stderr

@@ -7,7 +7,9 @@ raise PipelineError naming the key. The same object is saved next to every outpu
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from pipeline.core.typed_toml import Rules, apply_overrides, build, parse_overri
 DATA_ROOT = "data"
 MODEL_ROOT = "models"
 REPORT_ROOT = "reports"
+# the default config, package data (configs/default.toml in a checkout links to it): what make and
+# the command line use when no config is named, so both build and train the same `default`
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 
 
 # the kinds of pipeline/data/tones.py (a test checks they match; config sits below tones in the layers)
@@ -30,14 +35,16 @@ CLASSIC_SEGMENTS = ("attack", "sustain", "decay")
 
 @dataclass(frozen=True)
 class DataConfig:
-    # .sf2/.sf3 paths or glob patterns ("/usr/share/sounds/sf2/*.sf2"), expanded in order (each
-    # pattern's matches sorted); [] with tones on: a synthetic-only dataset
-    soundfonts: tuple[str, ...] = ("soundfonts/FluidR3_GM.sf2",)
+    # .sf2/.sf3 files or glob patterns, expanded in order (each pattern's matches sorted); a path in a
+    # config file is relative to the file's folder; a bare file name ("FluidR3_GM.sf2") is also looked
+    # for in the soundfont folders (PIPELINE_SOUNDFONT_PATH, /usr/share/sounds/sf2, ...); [] with tones
+    # on: a synthetic-only dataset
+    soundfonts: tuple[str, ...] = ("FluidR3_GM.sf2",)
     instruments: tuple[str, ...] = ("Acoustic Grand Piano", "Violin", "Flute")  # GM names or numbers 0-127
     notes: bool = True                 # single-note clips (false: a dataset of phrases only)
     note_low: int = 21                 # A0: the piano's range
     note_high: int = 108               # C8
-    velocities: tuple[int, ...] = (100,)
+    velocities: tuple[int, ...] = (100,)  # MIDI velocities, each note rendered at every one
     detune_share: float = 0.5          # share of notes detuned by a random pitch bend
     detune_max_cents: float = 50.0     # detune drawn uniformly in +-this
     segments: tuple[str, ...] = CLASSIC_SEGMENTS  # constants.SEGMENTS adds onset and release
@@ -47,7 +54,7 @@ class DataConfig:
     release_seconds: float = 0.5       # rendered after note-off (decay segment lives here)
     sustain_at: float = 0.5            # sustain segment centre, as a share of the hold
     gain: float = 0.4                  # FluidSynth master gain
-    seed: int = 0
+    seed: int = 0                      # seeds every random draw of the plan (detune, segments, augmentation)
     workers: int = 0                   # 0 = every core
     shard_size: int = 32               # notes per shard, the unit of work and of resume
     scheduler: str = ""                # "" = local process pool, else tcp://HOST:PORT (Dask)
@@ -62,7 +69,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class TonesConfig:
     """The synthetic source (pipeline/data/tones.py): tones whose f0 is exactly their label."""
-    enabled: bool = False
+    enabled: bool = False              # add the synthetic source
     kinds: tuple[str, ...] = TONE_KINDS  # each is an instrument of source "synthetic"; [] = off
     variants: int = 1                  # tones drawn per (kind, note)
 
@@ -98,21 +105,21 @@ class AugmentConfig:
     drr_db: tuple[float, float] = (-3.0, 12.0)     # direct-to-reverberant ratio
     eq_share: float = 0.5              # microphone low cut, shelves, peaks
     telephone_share: float = 0.1       # of EQs: a steep low-pass at 3-7 kHz
-    noise_share: float = 0.6
-    noise_kinds: tuple[str, ...] = ("white", "pink", "brown", "hum")
-    noise_weights: tuple[float, ...] = (0.3, 0.35, 0.15, 0.2)
+    noise_share: float = 0.6           # background noise ...
+    noise_kinds: tuple[str, ...] = ("white", "pink", "brown", "hum")  # ... of these kinds ...
+    noise_weights: tuple[float, ...] = (0.3, 0.35, 0.15, 0.2)       # ... drawn with these weights
     snr_db: tuple[float, float] = (0.0, 40.0)      # white, pink and brown noise, against the note's active part
-    hum_snr_db: tuple[float, float] = (15.0, 40.0)
+    hum_snr_db: tuple[float, float] = (15.0, 40.0)  # mains hum (50 or 60 Hz and its harmonics)
     level_share: float = 0.3           # a gain ramp ...
     level_db: float = 12.0             # ... between two levels within +-this
     codec_share: float = 0.3           # an MP3 or Ogg Vorbis round trip
     mp3_share: float = 0.6             # of codec notes
-    mp3_kbps: tuple[int, ...] = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
-    ogg_quality: tuple[float, float] = (0.0, 0.6)
+    mp3_kbps: tuple[int, ...] = (32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)  # MP3 bitrates drawn from
+    ogg_quality: tuple[float, float] = (0.0, 0.6)  # Ogg Vorbis quality range
     fluid_reverb_share: float = 0.0    # soundfont notes rendered through FluidSynth's reverb ...
     fluid_reverb_room: tuple[float, float] = (0.2, 0.95)   # ... room size, damping and level drawn per note
-    fluid_reverb_damping: tuple[float, float] = (0.0, 0.8)
-    fluid_reverb_level: tuple[float, float] = (0.2, 0.9)
+    fluid_reverb_damping: tuple[float, float] = (0.0, 0.8)  # FluidSynth reverb damping
+    fluid_reverb_level: tuple[float, float] = (0.2, 0.9)    # FluidSynth reverb level
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,7 @@ class AuditConfig:
     """What the label audit (pipeline/data/audit.py) may do with its independent estimate of each clip."""
     min_confidence: float = 0.9        # the auditor is sure of a clip from here (1 - YIN's aperiodicity)
     mismatch_cents: float = 50.0       # a sure estimate this far from the label drops the clip
-    drop_mismatches: bool = True
+    drop_mismatches: bool = True       # drop those clips (audit_mismatch, audit_octave)
     relabel_octaves: bool = True       # a preset that sounds a whole octave off is relabelled ...
     octave_share: float = 0.6          # ... when this share of its sure clips say so
     tune_labels: bool = True           # shift a preset's labels by its consistent tuning offset ...
@@ -138,7 +145,7 @@ class AuditConfig:
 @dataclass(frozen=True)
 class SplitConfig:
     test: str = "instrument"           # instrument (held-out instruments) or random
-    test_instruments: tuple[str, ...] = ("Flute",)
+    test_instruments: tuple[str, ...] = ("Flute",)  # GM names or numbers, or tone kinds, held out whole
     test_sources: tuple[str, ...] = ()  # soundfont file names or "synthetic", held out whole (with the above)
     test_share: float = 0.15           # for test = "random"
     val_share: float = 0.1             # random share of the remaining notes
@@ -151,7 +158,7 @@ class FeaturesConfig:
     kind: str = "spectrogram"
     frames_per_note: int = 4           # frames: examples taken from each note clip
     scaling: str = "log"               # log: ln(magnitude + 1e-6); db: 20 log10 of the same; linear
-    dtype: str = "float16"
+    dtype: str = "float16"             # stored precision (float32 for linear scaling)
     batch_size: int = 32               # clips per spectrogram batch (small batches stay in cache: see bench)
 
 
@@ -160,12 +167,12 @@ class ModelConfig:
     variant: str = "bins"              # reference (one linear output), bins (soft-argmax head) or stream
     target: str = "midi"               # reference model target: midi, log_hz or hz
     width: float = 1.0                 # multiplies the 64/128/128/256 filters
-    dense_units: tuple[int, ...] = (512, 256)
+    dense_units: tuple[int, ...] = (512, 256)  # bins and reference: the Dense layers
     # dropout layers stay where the reference has them, but off by default: at 0.1/0.25 they
     # halved CPU speed, cost the bins model 3 points of accuracy in 8 epochs, and made the
     # regressor's test-time outputs shrink towards the mean (max-pooling of dropped-out maps)
-    input_dropout: float = 0.0
-    dropout: float = 0.0
+    input_dropout: float = 0.0         # bins and reference: dropout at the input ...
+    dropout: float = 0.0               # ... and after each block
     bins_per_semitone: int = 5         # for variant = bins
     label_smoothing_cents: float = 25.0  # std of the Gaussian-blurred bin targets
     time_pool: int = 3                 # bins: average this many frames before the convolutions
@@ -175,11 +182,11 @@ class ModelConfig:
     # an MLP per candidate and per frame, dilated convolutions over time, the window's mean, a
     # modulation path; one pass over a long spectrogram gives every window's output (ONNX export)
     pitch_resolution: int = 2          # harmonic-stack candidates per semitone
-    harmonics: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
-    harmonic_units: tuple[int, ...] = (32, 32, 8)
-    encoder_units: tuple[int, ...] = (256,)
-    temporal_dilations: tuple[int, ...] = (1, 2, 4)
-    head_units: int = 512
+    harmonics: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)  # the multiples of a candidate it reads
+    harmonic_units: tuple[int, ...] = (32, 32, 8)   # the MLP shared by every candidate
+    encoder_units: tuple[int, ...] = (256,)         # dense layers over all candidates, per frame
+    temporal_dilations: tuple[int, ...] = (1, 2, 4)  # residual convolutions over the pooled frames
+    head_units: int = 512              # the dense head before the softmax over pitch bins
     modulation_bands: int = 8          # groups of narrow bands whose modulation magnitudes are averaged
     # frames (pipeline/model/frame_network.py): an f0 distribution every 10 ms from the log-frequency
     # spectra of the frame and frame_context frames on each side
@@ -190,11 +197,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    patience: int = 6
-    seed: int = 0
+    epochs: int = 30                   # at most (early stopping may end sooner)
+    batch_size: int = 64               # examples per step (split across devices)
+    learning_rate: float = 1e-3        # Adam's
+    patience: int = 6                  # early stopping: epochs without a better validation loss
+    seed: int = 0                      # shuffling and initialisation
     mixed_precision: bool = True       # only applied on a GPU
     schedule: str = "cosine"           # learning rate: cosine (decays to 0 at the last epoch) or constant
     compare_reference: bool = True     # also train the reference model (models/NAME/reference/) for the report
@@ -207,15 +214,17 @@ class TrainConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     # trackers run on the test clips beside the model (pipeline/report/baselines.py); one whose package
-    # is missing is listed as skipped. crepe and crepe_tiny need torch: see the README.
+    # is missing is listed as skipped. crepe and crepe_tiny need the baselines-torch extra (docs/evaluation.md)
     baselines: tuple[str, ...] = ("pyin", "praat", "swift_f0")
     max_baseline_clips: int = 0        # 0 = every test clip, else this many evenly spaced
 
 
 @dataclass(frozen=True)
 class Config:
-    name: str = "default"
-    root: str = "."                    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME
+    name: str = "default"              # names data/NAME, models/NAME, reports/NAME; default: the file's name
+    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME; "." is the current folder, and a
+    # relative root written in a config file is relative to the file's folder
+    root: str = "."
     data: DataConfig = field(default_factory=DataConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
     phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
@@ -362,13 +371,24 @@ RULES = Rules(choices=_CHOICES, ranges=_RANGES, unique=frozenset(_UNIQUE),
               program_numbers=frozenset(_INSTRUMENT_KEYS), removed=_REMOVED)
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
-    """Read a TOML config (or the built-in defaults) and apply `section.key=value` overrides.
+def default_config_path() -> Path:
+    """The default config shipped in the package (configs/default.toml in a checkout is a link to it)."""
+    return DEFAULT_CONFIG
+
+
+def load_config(path: str | Path | None = DEFAULT_CONFIG, overrides: typing.Iterable[str] = ()) -> Config:
+    """Read a TOML config (or the built-in values) and apply `section.key=value` overrides.
+
+    Relative paths written in a file (its soundfonts, its root) are relative to the file's folder,
+    so a config means the same from any working folder; in overrides, to the current folder. A
+    soundfont named by file name alone that is not there is looked for in the soundfont folders
+    when the plan is made (pipeline.data.rendering.soundfont_paths).
 
     Parameters
     ----------
-    path : str or Path, optional
-        A TOML file such as configs/default.toml; None gives the built-in defaults.
+    path : str, Path or None
+        A TOML file; left out, the default config (`default_config_path()`, what make and the
+        command line use); None: the built-in values, what every key left out of a file takes.
     overrides : iterable of str
         ``"train.epochs=5"``-style settings applied after the file (values read as TOML).
 
@@ -387,10 +407,11 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     raw: dict = {}
     name = "default"
     if path is not None:
-        raw = read_toml(path, "config file", "pick one under configs/, e.g. configs/default.toml")
+        raw = read_toml(path, "config file", f"name an existing file, e.g. {default_config_path()}")
         name = raw.pop("name", Path(path).stem)
         _upgrade(raw)
-    overrides = [_upgraded_override(text) for text in overrides]
+        _resolve_paths(raw, Path(path).parent)
+    overrides = [_resolved_override(_upgraded_override(text)) for text in overrides]
     apply_overrides(raw, overrides)
     raw.setdefault("name", name)
     cfg = build(Config, raw, RULES)
@@ -406,13 +427,54 @@ def _upgraded_override(text: str) -> str:
     return text
 
 
+# --- paths: relative to the file that names them ---------------------------------------------------
+def is_bare_name(entry: str) -> bool:
+    """A file name alone (or a pattern without a folder): a soundfont looked for in the soundfont folders."""
+    return "/" not in entry and os.sep not in entry and not entry.startswith("~")
+
+
+def _resolved_path(entry, folder: Path, keep_relative: bool):
+    """A soundfont entry as the file in `folder` means it: absolute paths and `~` as they are; a
+    relative path joined to `folder` (unless `keep_relative`); a bare file name (or pattern) made
+    absolute only where it exists in `folder`, else left bare for the soundfont folders."""
+    if not isinstance(entry, str) or entry.startswith("~") or os.path.isabs(entry):
+        return entry
+    joined = os.path.abspath(folder / entry)
+    if is_bare_name(entry):
+        return joined if glob.glob(glob.escape(str(folder.absolute())) + os.sep + entry) else entry
+    return entry if keep_relative else joined
+
+
+def _resolve_paths(raw: dict, folder: Path) -> None:
+    """A config file's relative soundfonts and root, relative to the file's folder (in place)."""
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("soundfonts"), list):
+        data["soundfonts"] = [_resolved_path(entry, folder, keep_relative=False) for entry in data["soundfonts"]]
+    root = raw.get("root")
+    if isinstance(root, str) and not root.startswith("~") and not os.path.isabs(root):
+        raw["root"] = os.path.abspath(folder / root)
+
+
+def _resolved_override(text: str) -> str:
+    """--set data.soundfonts=[...]: a bare file name found in the current folder is that file."""
+    keys, value = parse_override(text)
+    if keys != ["data", "soundfonts"] or not isinstance(value, list):
+        return text
+    return f"data.soundfonts={json.dumps([_resolved_path(v, Path('.'), keep_relative=True) for v in value])}"
+
+
 def to_toml(cfg: Config) -> str:
-    """The operative config as TOML, written next to outputs so a run can be repeated."""
-    lines = [f'name = {json.dumps(cfg.name)}', f'root = {json.dumps(cfg.root)}']
+    """The operative config as TOML, written next to outputs so a run can be repeated from any
+    folder: relative paths made absolute (a root of "." is left out: the folder the run starts in)."""
+    lines = [f'name = {json.dumps(cfg.name)}']
+    if cfg.root != ".":
+        lines.append(f"root = {json.dumps(os.path.abspath(os.path.expanduser(cfg.root)))}")
     for section, values in cfg.to_dict().items():
         if not isinstance(values, dict):
             continue
         lines.append(f"\n[{section}]")
         for key, value in values.items():
+            if section == "data" and key == "soundfonts":
+                value = [v if is_bare_name(v) else os.path.abspath(os.path.expanduser(v)) for v in value]
             lines.append(f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}")
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ aperiodicity at the chosen period (about 1 for a clean steady note, lower for at
 and inharmonic sounds).
 
 `apply_rules` then runs in the parent, on the whole manifest, since two rules need every clip
-of a preset (README "Labels you can trust"):
+of a preset (docs/labels.md):
 - octave_relabel: a (source, instrument) whose confident clips mostly sit a whole nonzero
   number of octaves from their labels sounds in that octave: its labels move there;
 - tuning_offset (with audit.tune_labels): a preset whose confident clips agree on a tuning

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.core import constants as C
-from pipeline.core import workers
+from pipeline.core import progress, workers
 from pipeline.core.artifacts import (
     ensure_dir,
     remove_stale_temporaries,
@@ -194,8 +194,8 @@ def check_environment(cfg: Config) -> list[str]:
     lines = [*sox]
     for font in plan.fonts:
         missing = plan.skipped_presets[font.name]
-        lines.append(f"soundfont: {font.name} sha256 {font.sha256[:16]}... "
-                     f"({len(cfg.data.instruments) - len(missing)} instruments"
+        lines.append(f"soundfont: {font.name} sha256 {font.sha256[:16]}... at {font.path} "
+                     f"({progress.plural(len(cfg.data.instruments) - len(missing), 'instrument')}"
                      f"{', skipped: ' + ', '.join(missing) if missing else ''})")
     if plan.fonts:  # FluidSynth itself loads the smallest one
         Renderer(min(plan.fonts, key=lambda f: f.size).path, cfg.data.gain).close()
@@ -283,7 +283,7 @@ def _report(cfg: Config, summary: dict, todo: list[ShardTask], seconds: float) -
     count = workers.worker_count(cfg.data.workers)
     made = summary["made"]
     dropped = summary["dropped"]
-    speed = f"{made / seconds:.0f} clips/s ({rendered / seconds:.0f} notes/s) on {count} workers" \
+    speed = f"{made / seconds:.0f} clips/s ({rendered / seconds:.0f} notes/s) on {progress.plural(count, 'worker')}" \
         if rendered else "nothing to render, all up to date"
     log.info(f"dataset {cfg.name}: {summary['clips']} clips from {summary['notes']} notes in {seconds:.1f} s, {speed}; "
           f"dropped {sum(dropped.values())} ({', '.join(f'{k} {v}' for k, v in dropped.items()) or 'none'}); "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.core import constants as C
-from pipeline.core import workers
+from pipeline.core import progress, workers
 from pipeline.core.artifacts import (
     AtomicFile,
     NpyRows,
@@ -173,8 +173,10 @@ def _build_splits(cfg: Config, frame: pd.DataFrame, stamp: dict, todo: list[str]
     """Build the `todo` splits, each renamed into place with its record once its last shard is
     written (a stop keeps the splits done); returns their records."""
     inputs = fingerprint(stamp)
+    clips = sum(len(split_rows(frame, split)) for split in todo)
     with contextlib.ExitStack() as stack, _local_pool(cfg) as pool:  # on a stop: workers first, then files
-        files = {split: stack.enter_context(_SplitFile(cfg, split, split_rows(frame, split), inputs))
+        bar = stack.enter_context(progress.bar(total=clips, unit="clip", desc="features"))
+        files = {split: stack.enter_context(_SplitFile(cfg, split, split_rows(frame, split), inputs, bar))
                  for split in todo}
         if cfg.data.scheduler or pool is None:  # one split after the other
             for split, file in files.items():
@@ -184,7 +186,7 @@ def _build_splits(cfg: Config, frame: pd.DataFrame, stamp: dict, todo: list[str]
                        for split, file in files.items() for job in file.jobs()}
             for file in files.values():
                 file.finish_if_done()
-            workers.collect(pending, lambda split, _: files[split].shard_done(), keep_finished=False)
+            workers.collect(pending, lambda split, rows: files[split].shard_done(rows), keep_finished=False)
         return {split: file.record for split, file in files.items()}
 
 
@@ -209,8 +211,9 @@ class _SplitFile:
     client writes what comes back; a clip's spectrogram depends on that clip alone, so the file
     is byte-identical either way."""
 
-    def __init__(self, cfg: Config, split: str, rows: pd.DataFrame, inputs: str):
+    def __init__(self, cfg: Config, split: str, rows: pd.DataFrame, inputs: str, bar=None):
         self.cfg, self.split, self.rows, self.inputs, self.record = cfg, split, rows, inputs, None
+        self.bar = bar  # a progress bar counting clips, or None
         self.starts = range(0, len(rows), cfg.features.batch_size)
         self.remaining = len(self.starts)
         self.file = AtomicFile(split_path(cfg, split))
@@ -240,13 +243,18 @@ class _SplitFile:
             _fill_on_cluster(self.cfg, self.rows, self.writer, self.starts, key)
         else:
             for job in self.jobs():
-                featurize_files_into(*job)
+                self._advance(featurize_files_into(*job))
         self.remaining = 0
         self.finish_if_done()
 
-    def shard_done(self) -> None:
+    def shard_done(self, rows: int = 0) -> None:
         self.remaining -= 1
+        self._advance(rows)
         self.finish_if_done()
+
+    def _advance(self, rows: int) -> None:
+        if self.bar is not None:
+            self.bar.update(rows)
 
     def finish_if_done(self) -> None:
         """Once every shard is written: hash the file, fsync it, rename it, write its record."""
@@ -262,14 +270,16 @@ class _SplitFile:
 
 
 def featurize_files_into(paths: list[str], sha256s: list[str], scaling: str, dtype: str, npy_path: str,
-                         position: int) -> None:
-    """A local worker's shard: read and check the clips, write their spectrograms at `position`."""
+                         position: int) -> int:
+    """A local worker's shard: read and check the clips, write their spectrograms at `position`;
+    returns how many it wrote."""
     rows = featurize(paths, scaling, dtype, sha256s=sha256s)
     fd = os.open(npy_path, os.O_WRONLY)
     try:
         pwrite_all(fd, rows, position, npy_path)
     finally:
         os.close(fd)
+    return len(paths)
 
 
 def featurize(names: list[str], scaling: str, dtype: str, wavs: list[bytes] | None = None,

@@ -89,7 +89,9 @@ def data_params(cfg: Config, fonts: list[FontSource] | tuple[FontSource, ...] | 
     params = {section: dict(full[section]) for section in DATA_SECTIONS}
     for key in NOT_OUTPUT_SETTINGS:
         params["data"].pop(key, None)
-    params["soundfonts_sha256"] = {f.name: f.sha256 for f in (plan_fonts(cfg) if fonts is None else fonts)}
+    fonts = plan_fonts(cfg) if fonts is None else fonts
+    params["data"]["soundfonts"] = [f.name for f in fonts]  # what and in which order, not where: names and sha256
+    params["soundfonts_sha256"] = {f.name: f.sha256 for f in fonts}
     return params
 
 

@@ -6,8 +6,11 @@ boundary, so a note's audio does not depend on what the synth rendered before: t
 makes the dataset byte-identical whatever the number of workers. A note may go through
 FluidSynth's own reverb, with its room size, damping and level set for that note alone.
 
-The soundfonts of a config are paths or glob patterns (`soundfont_paths`); which GM presets a
-font has is read from its preset headers (`soundfont_presets`), without loading its samples.
+The soundfonts of a config are paths or glob patterns (`soundfont_paths`); one named by file name
+alone is looked for in the soundfont folders (`soundfont_folders`: PIPELINE_SOUNDFONT_PATH, then
+the system's). Which GM presets a font has is read from its preset headers (`soundfont_presets`),
+without loading its samples. Where a font lives is never part of a dataset: its clips are filed
+by its file name and its content is known by its sha256.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.core.artifacts import sha256_file
+from pipeline.core.config import is_bare_name
 from pipeline.core.errors import PipelineError, silenced_stderr
 from pipeline.core.instruments import resolve_instrument
 from pipeline.data import fluid
 
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 GLOB_CHARACTERS = "*?["
+# where a soundfont named by file name alone is looked for, after the folders of this variable
+SOUNDFONT_PATH_VARIABLE = "PIPELINE_SOUNDFONT_PATH"
+SYSTEM_SOUNDFONT_FOLDERS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
 # the Debian packages of the fonts the configs use, for a missing font's message
 FONT_PACKAGES = {"FluidR3_GM.sf2": "fluid-soundfont-gm", "TimGM6mb.sf2": "timgm6mb-soundfont",
                  "MuseScore_General.sf3": "musescore-general-soundfont", "OPL-3_FM_128M.sf2": "opl3-soundfont",
@@ -101,19 +108,45 @@ def soundfont_stat(path: str | Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+def soundfont_folders() -> list[Path]:
+    """Where a soundfont named by file name alone is looked for, in order: the folders of
+    PIPELINE_SOUNDFONT_PATH (separated by os.pathsep), then the system's soundfont folders."""
+    listed = [Path(os.path.expanduser(p)) for p in os.environ.get(SOUNDFONT_PATH_VARIABLE, "").split(os.pathsep) if p]
+    return [*listed, *(Path(p) for p in SYSTEM_SOUNDFONT_FOLDERS)]
+
+
+def _find_bare(entry: str) -> list[str]:
+    """A file name (or pattern) in the first soundfont folder that has it; PipelineError if none does."""
+    folders = soundfont_folders()
+    for folder in folders:
+        matches = sorted(glob.glob(glob.escape(str(folder)) + os.sep + entry), key=lambda p: (Path(p).name, p))
+        if matches:
+            return matches
+    package = FONT_PACKAGES.get(entry)
+    install = f"install it (Debian: apt-get install {package}) or " if package else ""
+    raise PipelineError(f"soundfont {entry} not found in the soundfont folders ({', '.join(map(str, folders))}); "
+                        f"{install}put it in one of them, add the folder that holds it to {SOUNDFONT_PATH_VARIABLE}, "
+                        "or list its path in data.soundfonts")
+
+
 def soundfont_paths(entries) -> list[Path]:
     """data.soundfonts as files: each entry a path or a glob pattern (its matches sorted by name),
-    in the listed order. A file reached twice (two patterns, a link) counts once, where it is
-    first reached; two different files with one name are refused, since a clip's source is its
-    font's file name."""
+    in the listed order; a file name alone (or a pattern without a folder) that is not a file here
+    is looked for in `soundfont_folders()`. A file reached twice (two patterns, a link) counts once,
+    where it is first reached; two different files with one name are refused, since a clip's
+    source is its font's file name."""
     paths: list[Path] = []
     seen: dict[str, Path] = {}
     for entry in entries:
         if any(ch in entry for ch in GLOB_CHARACTERS):
             matches = sorted(glob.glob(os.path.expanduser(entry)), key=lambda p: (Path(p).name, p))
+            if not matches and is_bare_name(entry):
+                matches = _find_bare(entry)
             if not matches:
                 raise PipelineError(f"data.soundfonts pattern {entry} matches no file; install a soundfont "
-                                    "(make setup) or fix the pattern")
+                                    "or fix the pattern")
+        elif is_bare_name(entry) and not os.path.isfile(entry):
+            matches = _find_bare(entry)
         else:
             matches = [os.path.expanduser(entry)]
         for match in matches:
@@ -170,10 +203,7 @@ def soundfont_presets(path: str | Path) -> dict[int, str]:
 def check_soundfont(path: Path) -> os.stat_result:
     """The file's stat, after checking it exists and has an intact SoundFont header."""
     if not path.is_file():
-        package = FONT_PACKAGES.get(path.name, "fluid-soundfont-gm")
-        raise PipelineError(
-            f"soundfont {path} not found; install it (apt-get install {package}, or make setup) "
-            "or list existing .sf2/.sf3 files in data.soundfonts")
+        raise PipelineError(_missing_font_message(path))
     if path.suffix.lower() not in SOUNDFONT_SUFFIXES:
         raise PipelineError(f"soundfont {path} is not a .sf2 or .sf3 file; list SoundFonts in data.soundfonts")
     with open(path, "rb") as fh:
@@ -188,6 +218,18 @@ def check_soundfont(path: Path) -> os.stat_result:
     return stat
 
 
+def _missing_font_message(path: Path) -> str:
+    """Says what is really missing: this path, while a font of that name may well be installed."""
+    elsewhere = next((f / path.name for f in soundfont_folders() if (f / path.name).is_file()), None)
+    if elsewhere is not None:
+        return (f"soundfont {path} not found (a relative path is relative to the folder of the config file "
+                f"that names it, or to the current one); {path.name} is installed as {elsewhere}: list it by "
+                f"file name alone, \"{path.name}\", to use that")
+    package = FONT_PACKAGES.get(path.name)
+    install = f"install it (Debian: apt-get install {package}) and list it by file name, or " if package else ""
+    return f"soundfont {path} not found; {install}list existing .sf2/.sf3 files in data.soundfonts"
+
+
 # --- FluidSynth ----------------------------------------------------------------------
 def require_fluidsynth() -> None:
     """PipelineError naming the package when libfluidsynth cannot be loaded: checked before a build
@@ -198,6 +240,10 @@ def require_fluidsynth() -> None:
 def _import_fluidsynth():
     try:
         import fluidsynth
+    except ModuleNotFoundError as exc:
+        if exc.name != "fluidsynth":
+            raise
+        raise ModuleNotFoundError("pyfluidsynth is not installed", name="fluidsynth") from None  # its extra
     except (ImportError, OSError):
         raise PipelineError(
             "the FluidSynth library (libfluidsynth) is missing; install it: apt-get install libfluidsynth3 "

@@ -164,7 +164,7 @@ def refine_estimates(windows: np.ndarray, model_hz: np.ndarray) -> np.ndarray:
     """A model's estimates made fine (refine_near), and under C4 replaced by `estimate`'s where
     YIN is sure of the window's period, octave included. Below C3 the network misses a quarter of
     the notes of a font it never heard, mostly by octaves; YIN is sure of most low notes and
-    right about them (README "Results" measures both ways)."""
+    right about them (docs/evaluation.md, "Results", measures both ways)."""
     windows = np.atleast_2d(windows)
     fine = refine_near(windows, model_hz)
     for i in np.flatnonzero(np.isfinite(fine) & (fine > 0) & (fine < YIN_BELOW_HZ)):

@@ -92,9 +92,9 @@ def piano_pairs(s, soundfont: str) -> list[Pair]:
     """The unseen test: piano notes from the project's renderer, mono, 16 kHz, peak PIANO_PEAK."""
     import soxr
 
-    from pipeline.data.rendering import Renderer, note_midi_bytes
+    from pipeline.data.rendering import Renderer, note_midi_bytes, soundfont_paths
 
-    renderer = Renderer(soundfont)
+    renderer = Renderer(soundfont_paths([soundfont])[0])  # a file name alone: found in the soundfont folders
     try:
         pairs = []
         for midi in s.piano_notes:

@@ -25,7 +25,7 @@ SCALES = ("default", "original")
 class ClipsSettings:
     """The shared clip dataset (data_root/experiments_clips), built by the project's generator."""
     name: str = "experiments_clips"
-    soundfont: str = "soundfonts/FluidR3_GM.sf2"
+    soundfont: str = "FluidR3_GM.sf2"
     instruments: tuple[str, ...] = ("Acoustic Grand Piano", "Electric Piano 1", "Acoustic Guitar (nylon)",
                                     "Electric Bass (finger)", "Violin", "Trumpet", "Alto Sax", "Flute")
     note_low: int = 36                 # C2: the original's octaves 2-8
@@ -116,7 +116,7 @@ class ExperimentsSettings:
     effect: EffectSettings = field(default_factory=EffectSettings)
 
 
-# The original write-ups' sizes (see README_SECTION.md for where each number comes from).
+# The original write-ups' sizes (docs/experiments.md says where each number comes from).
 ORIGINAL_SCALE = {
     "clips": {"instruments": (
         "Acoustic Grand Piano", "Bright Acoustic Piano", "Electric Piano 1", "Harpsichord", "Vibraphone",

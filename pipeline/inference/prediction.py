@@ -53,6 +53,7 @@ from pipeline.dsp.fine_pitch import refine_estimates
 from pipeline.dsp.log_spectrum import HOP
 from pipeline.inference.frame_tracking import FrameTracker
 from pipeline.inference.frames import MIN_AUDIO_SECONDS, Prediction, Track, analyse
+from pipeline.inference.outputs import output_path, write_csv, write_prediction
 from pipeline.inference.predictor import load_predictor
 
 PREDICT_HOP_SECONDS = 0.010     # CREPE's default: 100 frames per second of audio
@@ -181,15 +182,7 @@ def _prediction_of_file(path, predictor, hop, batch_size) -> Prediction:
         raise PipelineError(f"{path}: {exc}") from None
 
 
-# --- layer 3: a file to a CSV ----------------------------------------------------------------
-def write_csv(out_csv: str | Path, time: np.ndarray, frequency: np.ndarray, confidence: np.ndarray) -> Path:
-    """CREPE's layout: a `time,frequency,confidence` header, one row per frame; written atomically."""
-    out_csv = Path(out_csv)
-    rows = "".join(f"{t:.6f},{f:.3f},{c:.6f}\n" for t, f, c in zip(time, frequency, confidence))
-    write_text(out_csv, "time,frequency,confidence\n" + rows)
-    return out_csv
-
-
+# --- layer 3: a file to a CSV (pipeline.inference.outputs: also NPZ and JSON) -------------------------
 def predict_file_to_csv(path: str | Path, out_csv: str | Path, model=None, hop: float = PREDICT_HOP_SECONDS,
                         batch_size: int = C.PREDICT_BATCH) -> Path:
     """Predict a file and write its CSV (`time,frequency,confidence`); returns the CSV's path.
@@ -204,9 +197,7 @@ def predict_file_to_csv(path: str | Path, out_csv: str | Path, model=None, hop: 
 
 def csv_path(audio_path: str | Path, output_dir: str | Path | None = None) -> Path:
     """song.wav -> song.f0.csv, beside the audio or in `output_dir`."""
-    audio_path = Path(audio_path)
-    folder = Path(output_dir) if output_dir is not None else audio_path.parent
-    return folder / (audio_path.stem + F0_CSV_SUFFIX)
+    return output_path(audio_path, output_dir, "csv")
 
 
 # --- one number for a single-note file ----------------------------------------------------------
@@ -258,6 +249,7 @@ class FileResult:
     summary: Summary | None = None
     error: str | None = None
     warning: str | None = None
+    plot: Path | None = None     # its PNG, when one was asked for (pipeline.inference.files)
 
     @property
     def ok(self) -> bool:
@@ -296,10 +288,12 @@ def _predictions(paths: Sequence[Path], predictor, hop: int, batch_size: int):
 
 def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | None = None,
                hop: float | None = None, summary: bool = False,
-               batch_size: int = C.PREDICT_BATCH, refine: bool = True) -> Iterator[FileResult]:
+               batch_size: int = C.PREDICT_BATCH, refine: bool = True,
+               output_format: str = "csv") -> Iterator[FileResult]:
     """Predict many files with one loaded model, yielding a FileResult per file, in order.
 
-    Without `summary`, each file's CSV is written (beside it, or in `output_dir`); with
+    Without `summary`, each file's CSV (or `output_format`: pipeline.inference.outputs) is written
+    (beside it, or in `output_dir`); with
     `summary`, no CSV is written and each result carries a Summary (or an error when the
     file has no confident frame), its frames made fine from their own audio unless `refine`
     is False (pipeline.dsp.fine_pitch.refine_estimates). `hop` defaults to 10 ms, or 165 ms with `summary`.
@@ -325,14 +319,15 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
             except PipelineError as exc:
                 result.error = f"{key}: {prediction.silence_note() if prediction.silent else exc}"
         else:
-            out = csv_path(key, output_dir)
+            out = output_path(key, output_dir, output_format)
             resolved = out.resolve()
             if resolved in owners:
                 result.error = (f"{key}: its CSV {out} would overwrite the one of {owners[resolved]}; "
                                 "give files with the same name different output folders")
             else:
                 try:
-                    result.csv = write_csv(out, prediction.time, prediction.frequency, prediction.confidence)
+                    result.csv = write_prediction(out, prediction.time, prediction.frequency, prediction.confidence,
+                                                  output_format)
                     owners[resolved] = key
                 except PipelineError as exc:
                     result.error = f"{key}: {exc}"

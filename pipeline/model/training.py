@@ -44,6 +44,7 @@ from pipeline.data.clips import DATASET_FILE
 from pipeline.data.feature_files import dataset_hash, load_split
 from pipeline.model.batches import BatchMaker, Changes, epoch_batches, make_dataset
 from pipeline.model.encodings import encoding_to_dict, make_encoding
+from pipeline.model.epoch_bar import epoch_bar
 from pipeline.model.metadata import sidecar_path
 from pipeline.model.networks import build_network, custom_layers, import_keras
 
@@ -329,7 +330,7 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
             _fit_multi_worker(network, strategy, dataset, plan, first, callback)
         else:
             network.fit(dataset, epochs=plan["epochs"], initial_epoch=first, steps_per_epoch=plan["steps"],
-                        callbacks=[callback], verbose=0, shuffle=False)
+                        callbacks=[epoch_bar(variant, plan), callback], verbose=0, shuffle=False)
     meta = _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus)
     _write_final(cfg, plan, encoding, data, run, out_dir, meta)
     return meta

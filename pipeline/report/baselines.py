@@ -29,6 +29,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.core.errors import PipelineError
+from pipeline.core.progress import bar as progress_bar
 from pipeline.dsp.audio import read_audio, to_model_rate
 from pipeline.report.frame_metrics import EVALUATION_HOP_SECONDS, Contour
 
@@ -42,6 +43,7 @@ PRAAT_CEILING_HZ = C.SAMPLE_RATE / 2
 SWIFT_F0_VOICING = 0.5          # SwiftF0's documented voicing threshold
 CREPE_WINDOW = 1024             # samples: CREPE's fixed input at 16 kHz
 CREPE_HOP = 512                 # 32 ms: 9 frames inside a clip (frames are independent; CPU time is the cost)
+PROGRESS_CHUNK = 4 * 64           # clips tracked per call, between updates of the progress bar
 CREPE_VOICING = 0.5             # periodicity threshold for a voiced frame
 CREPE_FMIN_HZ = 32.0            # CREPE's lowest bin is 31.7 Hz; a lower fmin makes torchcrepe mask every bin
 CREPE_FIRST_BIN_CENTS = 1997.3794084376191   # that bin's centre in cents above 10 Hz (mir_eval's scale), as CREPE's
@@ -321,7 +323,12 @@ def run_baseline(name: str, clips: np.ndarray) -> BaselineResult:
     if skipped:
         return BaselineResult(name, None, skipped=skipped, info=info)
     started = time.perf_counter()
-    hz = np.asarray(REGISTRY[name].track(clips), dtype=np.float64)
+    parts = []
+    with progress_bar(total=len(clips), unit="clip", desc=f"baseline {name}", leave=False) as bar:
+        for start in range(0, len(clips), PROGRESS_CHUNK):  # chunks, so that the bar moves
+            parts.append(np.asarray(REGISTRY[name].track(clips[start:start + PROGRESS_CHUNK]), dtype=np.float64))
+            bar.update(len(parts[-1]))
+    hz = np.concatenate(parts) if parts else np.empty(0)
     return BaselineResult(name, hz, time.perf_counter() - started, info=info)
 
 

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 
-from pipeline.core.config import load_config, to_toml
+import pipeline
+from pipeline.core.config import Config, default_config_path, load_config, to_toml
 from pipeline.core.errors import PipelineError
+from tests.conftest import REPO
 
 
 def test_shipped_configs_load():
@@ -38,3 +42,42 @@ def test_saved_config_round_trips(tmp_path):
     path.write_text(to_toml(cfg))
     again = load_config(path)
     assert again.data == cfg.data and again.augment == cfg.augment
+
+
+def test_paths_in_a_config_file_are_relative_to_its_folder(tmp_path, monkeypatch):
+    """Soundfonts and root written in a file mean the same from any working folder; a file name
+    alone stays a name (looked for in the soundfont folders) unless the file's folder holds it."""
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "Here.sf2").write_bytes(b"")
+    config = folder / "where.toml"
+    config.write_text('root = "out"\n[data]\nsoundfonts = ["../fonts/A.sf2", "Here.sf2", "/abs/B.sf2", "Named.sf2", '
+                      '"~/C.sf2"]\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(config)
+    assert cfg.data.soundfonts == (str(tmp_path / "fonts" / "A.sf2"), str(folder / "Here.sf2"), "/abs/B.sf2",
+                                   "Named.sf2", "~/C.sf2")
+    assert cfg.root == str(folder / "out") and cfg.data_dir == folder / "out" / "data" / "where"
+    # overrides are typed here: relative to the current folder, as they always were
+    (elsewhere / "Local.sf2").write_bytes(b"")
+    cfg = load_config(config, ['data.soundfonts=["Local.sf2", "sub/D.sf2", "Named.sf2"]', 'root="x"'])
+    assert cfg.data.soundfonts == (str(elsewhere / "Local.sf2"), "sub/D.sf2", "Named.sf2") and cfg.root == "x"
+    # a saved config means the same wherever it is read from
+    saved = tmp_path / "saved" / "again.toml"
+    saved.parent.mkdir()
+    saved.write_text(to_toml(cfg))
+    again = load_config(saved)
+    assert again.data.soundfonts == (str(elsewhere / "Local.sf2"), str(elsewhere / "sub" / "D.sf2"), "Named.sf2")
+    assert Path(again.root) == elsewhere / "x"
+
+
+def test_one_default_config_for_make_the_command_line_and_python():
+    """configs/default.toml (make's) is a link to the package's default config, which the command
+    line and load_config() use when no config is named; None gives the built-in values."""
+    assert (REPO / "configs" / "default.toml").resolve() == default_config_path().resolve()
+    assert default_config_path().is_relative_to(Path(pipeline.__file__).parent)
+    assert load_config() == load_config(REPO / "configs" / "default.toml") == load_config(default_config_path())
+    assert load_config().data.soundfonts == ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2")
+    assert load_config(None) == Config()

@@ -373,3 +373,34 @@ def test_read_clip_decodes_our_wavs_exactly_as_libsndfile(tiny_dataset):
         fast = read_clip(path)
         assert fast.dtype == np.float32 and np.array_equal(fast, sf.read(str(path), dtype="float32")[0])
         assert np.array_equal(fast, read_clip_soundfile(path, path.read_bytes()))
+
+
+def test_a_build_from_another_folder_with_the_font_elsewhere_is_byte_identical(tmp_path):
+    """Where the soundfont lives and where the command runs are no part of a dataset: one config,
+    copied to two folders, built by `pipeline data` from each (the font found in the system's
+    folder, then in a PIPELINE_SOUNDFONT_PATH folder) gives the same manifest, records and dataset.json."""
+    from tests.conftest import run_cli
+
+    text = ('[data]\nsoundfonts = ["TimGM6mb.sf2"]\ninstruments = ["Violin", "Flute"]\nnote_low = 64\n'
+            'note_high = 67\nshard_size = 4\n[split]\ntest_instruments = ["Flute"]\n')
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    shutil.copy(TEST_SOUNDFONT, fonts / "TimGM6mb.sf2")
+    built = []
+    for run, env in (("a", {}), ("b", {"PIPELINE_SOUNDFONT_PATH": str(fonts)})):
+        config = tmp_path / run / "configs" / "where.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(text)
+        done = run_cli("data", "--config", str(config), env=env, cwd=tmp_path / run)
+        assert done.returncode == 0, done.stderr
+        built.append(tmp_path / run / "data" / "where")
+    check = run_cli("check", "--config", str(tmp_path / "b" / "configs" / "where.toml"),
+                    env={"PIPELINE_SOUNDFONT_PATH": str(fonts)}, cwd=tmp_path)
+    assert f"at {fonts / 'TimGM6mb.sf2'}" in check.stdout  # the second build really read the copy
+    first, second = built
+    files = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file() and p.name != "build.json")
+    assert "manifest.csv" in files and "dataset.json" in files and any(f.startswith("shards/") for f in files)
+    assert files == sorted(p.relative_to(second).as_posix() for p in second.rglob("*")
+                           if p.is_file() and p.name != "build.json")
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -1,12 +1,17 @@
 """rendering: MIDI files, FluidSynth in-process, notes independent of what came before, soundfont checks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import bend_for_cents
-from pipeline.data.rendering import Renderer, block_align, note_midi_bytes, soundfont_info
+from pipeline.data import rendering
+from pipeline.data.rendering import Renderer, block_align, note_midi_bytes, soundfont_info, soundfont_paths
 from tests.conftest import TEST_SOUNDFONT
+
+SYSTEM_FONTS = "/usr/share/sounds/sf2"
 
 
 def test_midi_file_holds_program_bend_and_note():
@@ -38,9 +43,14 @@ def test_block_align_rounds_up_to_fluidsynths_blocks():
     assert [block_align(n) for n in (0, 1, 64, 65, 44100.0000001)] == [0, 64, 64, 128, 44160]
 
 
-def test_missing_and_corrupt_soundfonts_are_named(tmp_path):
-    with pytest.raises(PipelineError, match="not found.*fluid-soundfont-gm"):
+def test_missing_and_corrupt_soundfonts_are_named(tmp_path, monkeypatch):
+    with pytest.raises(PipelineError, match="nope.sf2 not found; list existing"):
         soundfont_info(tmp_path / "nope.sf2")
+    with pytest.raises(PipelineError, match=f"FluidR3_GM.sf2 not found .* installed as {SYSTEM_FONTS}/FluidR3_GM.sf2"):
+        soundfont_info(tmp_path / "FluidR3_GM.sf2")  # what is missing is the path, not the font
+    monkeypatch.setattr(rendering, "SYSTEM_SOUNDFONT_FOLDERS", (str(tmp_path),))
+    with pytest.raises(PipelineError, match="not found; install it .Debian: apt-get install fluid-soundfont-gm."):
+        soundfont_info(tmp_path / "FluidR3_GM.sf2")  # nowhere: then the package is what is missing
     bad = tmp_path / "bad.sf2"
     bad.write_bytes(b"this is not a soundfont at all")
     with pytest.raises(PipelineError, match="corrupt"):
@@ -54,8 +64,6 @@ def test_missing_and_corrupt_soundfonts_are_named(tmp_path):
 # --- several soundfonts -------------------------------------------------------------------------
 def test_soundfont_patterns_expand_sorted_once_per_file(tmp_path):
     import shutil
-
-    from pipeline.data.rendering import soundfont_paths
 
     for name in ("b.sf2", "a.sf2"):
         shutil.copy(TEST_SOUNDFONT, tmp_path / name)
@@ -97,3 +105,25 @@ def test_fluidsynth_reverb_is_per_note_and_repeats():
     tail = slice(int(1.15 * 44100), None)  # after the note-off: the room rings on
     level = [float(np.sqrt(np.mean(x[tail] ** 2))) for x in (dry, small, big)]
     assert level[0] < level[1] < level[2] and level[2] > 1.5 * level[0]
+
+
+def test_a_font_named_by_file_name_is_looked_for_in_the_soundfont_folders(tmp_path, monkeypatch):
+    """PIPELINE_SOUNDFONT_PATH first, then the system's folders; a pattern without a folder too;
+    a name found nowhere is one line naming the folders, the variable and the Debian package."""
+    import shutil
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for folder in (mine, other):
+        folder.mkdir()
+        shutil.copy(TEST_SOUNDFONT, folder / "Mine.sf2")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPELINE_SOUNDFONT_PATH", f"{tmp_path / 'empty'}:{mine}:{other}")
+    assert soundfont_paths(["Mine.sf2"]) == [mine / "Mine.sf2"]          # the first folder that has it
+    assert soundfont_paths(["Min?.sf2"]) == [mine / "Mine.sf2"]
+    assert soundfont_paths(["TimGM6mb.sf2"]) == [Path(SYSTEM_FONTS) / "TimGM6mb.sf2"]  # then the system's
+    shutil.copy(TEST_SOUNDFONT, tmp_path / "Mine.sf2")
+    assert soundfont_paths(["Mine.sf2"]) == [Path("Mine.sf2")]           # a file here is that file
+    monkeypatch.setattr(rendering, "SYSTEM_SOUNDFONT_FOLDERS", ())
+    with pytest.raises(PipelineError, match=f"TimGM6mb.sf2 not found in the soundfont folders .{tmp_path}/empty, "
+                                            ".*apt-get install timgm6mb-soundfont.*PIPELINE_SOUNDFONT_PATH"):
+        soundfont_paths(["TimGM6mb.sf2"])
