@@ -190,9 +190,9 @@ class ModelConfig:
     modulation_bands: int = 8          # groups of narrow bands whose modulation magnitudes are averaged
     # frames (pipeline/model/frame_network.py): an f0 distribution every 10 ms from the log-frequency
     # spectra of the frame and frame_context frames on each side
-    frame_units: tuple[int, ...] = (16, 32, 32)   # harmonic features, temporal convolution, candidate layer
+    frame_units: tuple[int, ...] = (12, 24, 16)   # harmonic features, temporal convolution, candidate layer
     frame_context: int = 2             # frames on each side of the one estimated (10 ms each)
-    frame_bins_per_octave: int = 48    # candidate pitches an octave: 48 (25 cents apart) or 24 (50 cents)
+    frame_bins_per_octave: int = 24    # candidate pitches an octave: 24 (50 cents apart) or 48 (25 cents)
 
 
 @dataclass(frozen=True)

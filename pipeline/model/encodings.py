@@ -160,8 +160,10 @@ def make_encoding(cfg: Config, variant: str, train_hz) -> RegressionEncoding | B
         from pipeline.model.frame_network import FIRST_CANDIDATE, candidate_step, candidates
 
         per = cfg.model.frame_bins_per_octave
-        return FrameEncoding(float(grid_hz([FIRST_CANDIDATE])[0]), per, candidates(candidate_step(cfg.model)),
-                             cfg.model.label_smoothing_cents * per / 1200.0)
+        # at least a bin wide: a pitch between two bins then still peaks near 0.9, and the largest
+        # activation (the confidence) does not depend on where within a bin the pitch falls
+        sigma = max(1.0, cfg.model.label_smoothing_cents * per / 1200.0)
+        return FrameEncoding(float(grid_hz([FIRST_CANDIDATE])[0]), per, candidates(candidate_step(cfg.model)), sigma)
     if variant in ("bins", "stream"):
         return BinEncoding.for_config(cfg)
     return RegressionEncoding.fit(cfg.model.target, train_hz)
