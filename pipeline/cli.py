@@ -109,7 +109,7 @@ def _cmd_predict(args) -> int:
                             "add --summary or leave --no-refine out")
     if args.jobs < 0:
         raise PipelineError(f"--jobs must be 0 (every core) or more, got {args.jobs}")
-    hop = prediction.check_options(args.hop, args.summary, args.batch_size)
+    hop = prediction.check_options(args.hop, args.summary, args.batch_size, args.fmin, args.fmax)
     files = discovery.audio_inputs(args.audio)
     with tempfile.TemporaryDirectory(prefix="pipeline-predict-") as scratch:
         names, piped = {}, None
@@ -120,7 +120,7 @@ def _cmd_predict(args) -> int:
                 raise PipelineError("--plot with audio from standard input needs --output DIR for its PNG")
             piped = saved if args.output is None and not args.summary else None
         request = Request(args.model, args.output, hop, args.summary, args.batch_size, not args.no_refine,
-                          args.format, args.plot)
+                          args.format, args.plot, (args.fmin, args.fmax))
         predictor = prediction.load_predictor(Path(args.model) if args.model else None) if args.jobs == 1 else None
         results = _print_results(predict_many(files, request, args.jobs, predictor), names, piped, len(files))
     failed = sum(1 for r in results if r.error)
@@ -279,7 +279,11 @@ def _add_predict_parser(sub) -> None:
                    help="a trained model, e.g. models/default/model.keras (default: the model shipped in the package)")
     p.add_argument("--output", default=None, metavar="DIR", help="folder for the CSVs (default: beside each file)")
     p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
-                   help="seconds between windows (default 0.010; 0.165 with --summary)")
+                   help="seconds between frames (default 0.010; with --summary and a clip model 0.165)")
+    p.add_argument("--fmin", type=float, default=None, metavar="HZ",
+                   help="the lowest pitch to answer (e.g. 60 for speech); default: the model's whole range")
+    p.add_argument("--fmax", type=float, default=None, metavar="HZ",
+                   help="the highest pitch to answer (e.g. 1100 for singing); default: the model's whole range")
     p.add_argument("--summary", action="store_true",
                    help="one line per file: f0, nearest note, cents off (and OUTPUT/summary.csv with --output)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N",

@@ -37,6 +37,7 @@ class Request:
     refine: bool = True
     output_format: str = "csv"
     plot: bool = False
+    pitch_range: tuple = (None, None)   # (fmin, fmax) in Hz, None for no bound
 
 
 def predict_many(paths: Sequence[str | Path], request: Request, jobs: int = 1, predictor=None) -> Iterator[FileResult]:
@@ -52,7 +53,7 @@ def predict_many(paths: Sequence[str | Path], request: Request, jobs: int = 1, p
     if count <= 1:
         predictor = predictor if predictor is not None else as_predictor(request.model)
         for result in iter_files(paths, predictor, request.output_dir, request.hop, request.summary,
-                                 request.batch_size, request.refine, request.output_format):
+                                 request.batch_size, request.refine, request.output_format, request.pitch_range):
             yield _with_plot(result, request)
         return
     if predictor is None:
@@ -68,7 +69,8 @@ def predict_many(paths: Sequence[str | Path], request: Request, jobs: int = 1, p
 def predict_one(path: Path, request: Request) -> FileResult:
     """One file in a worker process (the model loaded once per process, by as_predictor)."""
     result = next(iter_files([path], as_predictor(request.model), request.output_dir, request.hop,
-                             request.summary, request.batch_size, request.refine, request.output_format))
+                             request.summary, request.batch_size, request.refine, request.output_format,
+                             request.pitch_range))
     return _with_plot(result, request)
 
 

@@ -36,9 +36,14 @@ class FrameTracker:
     """Feed it 16 kHz mono audio in pieces (`feed`), then `finish()`: (hz, confidence, level_db)
     of every frame."""
 
-    def __init__(self, predictor, block_frames: int = BLOCK_FRAMES, fine: bool = True):
-        """`fine`: each frame's estimate made exact from its partials (pipeline/dsp/frame_refine.py)."""
+    def __init__(self, predictor, block_frames: int = BLOCK_FRAMES, fine: bool = True,
+                 fmin: float | None = None, fmax: float | None = None):
+        """`fine`: each frame's estimate made exact from its partials (pipeline/dsp/frame_refine.py);
+        `fmin`, `fmax` (Hz): the model chooses among the pitch bins within them only."""
         self.predictor, self.block, self.fine = predictor, block_frames, fine
+        bins = predictor.encoding.low_hz * 2.0 ** (np.arange(predictor.encoding.n_bins)
+                                                  / predictor.encoding.bins_per_octave)
+        self.outside = (bins < (fmin or 0.0)) | (bins > (fmax or np.inf))
         self.context = predictor.context
         self.margin = PAD + (self.context + 1) * HOP        # samples a frame's context reaches either side
         self.buffer = np.zeros(self.margin, np.float32)      # silence before the audio
@@ -84,7 +89,9 @@ class FrameTracker:
             lo, hi = first + loud[0], first + loud[-1] + 1
             centres = np.arange(lo - self.context, hi + self.context) * HOP - self.origin
             spectra, magnitudes = spectra_at_samples(self.buffer, centres, magnitudes=True)
-            found_hz, found = self.predictor.encoding.decode(self.predictor.frame_activations(spectra))
+            activations = self.predictor.frame_activations(spectra)
+            activations[:, self.outside] = 0.0
+            found_hz, found = self.predictor.encoding.decode(activations)
             inner = slice(self.context, len(centres) - self.context)
             hz[lo - first:hi - first] = refine(magnitudes[inner], found_hz) if self.fine else found_hz
             confidence[lo - first:hi - first] = found

@@ -61,6 +61,7 @@ SUMMARY_HOP_SECONDS = C.CLIP_SECONDS / 2  # --summary: every sample lies in two 
 F0_CSV_SUFFIX = ".f0.csv"       # song.wav -> song.f0.csv, CREPE's name
 SUMMARY_FRAME_SHARE = 0.5       # --summary: frames with at least this share of the best frame's confidence
 SUMMARY_MIN_CONFIDENCE = 0.1    # --summary: a file whose best frame is below this has no pitch
+SPREAD_WARNING_CENTS = 100.0    # --summary: frames used spreading wider (10th to 90th percentile) warn: not one note
 
 
 # --- frames -------------------------------------------------------------------------------------
@@ -114,10 +115,11 @@ def is_frame_model(predictor) -> bool:
     return hasattr(predictor, "frame_activations")
 
 
-def frame_prediction(pieces, predictor, hop: int) -> Prediction:
+def frame_prediction(pieces, predictor, hop: int, fmin: float | None = None,
+                     fmax: float | None = None) -> Prediction:
     """A frame model's Prediction of 16 kHz audio given in pieces, at `hop` samples: its 10 ms
-    frames, each requested frame taking the nearest one."""
-    tracker = FrameTracker(predictor)
+    frames, each requested frame taking the nearest one; pitches between `fmin` and `fmax` only."""
+    tracker = FrameTracker(predictor, fmin=fmin, fmax=fmax)
     for piece in pieces:
         tracker.feed(piece)
     hz, confidence, levels = tracker.finish()
@@ -209,6 +211,7 @@ class Summary:
     cents: float                 # frequency relative to that note, -50..+50
     confidence: float            # the mean confidence of the frames used
     frames: int                  # how many frames were used
+    spread_cents: float = 0.0    # how far apart the frames used lie: 10th to 90th percentile
 
     def line(self) -> str:
         return (f"{self.frequency:.2f} Hz, {self.note} {self.cents:+.1f} cents "
@@ -235,8 +238,9 @@ def summarize(frequency: np.ndarray, confidence: np.ndarray, refine=None) -> Sum
     hz = frequency[used] if refine is None else refine(np.flatnonzero(used), frequency[used])
     midi_f0 = _weighted_median(hz_to_midi(hz), confidence[used])
     nearest = int(np.clip(round(midi_f0), C.MIDI_MIN, C.MIDI_MAX))
-    return Summary(float(midi_to_hz(midi_f0)), nearest, note_name(nearest),
-                   100.0 * (midi_f0 - nearest), float(confidence[used].mean()), int(used.sum()))
+    low, high = np.percentile(hz_to_midi(hz), [10, 90])
+    return Summary(float(midi_to_hz(midi_f0)), nearest, note_name(nearest), 100.0 * (midi_f0 - nearest),
+                   float(confidence[used].mean()), int(used.sum()), round(100.0 * float(high - low), 1))
 
 
 # --- layer 4: many files, the model loaded once -----------------------------------------------------
@@ -272,38 +276,49 @@ def _tracks(paths: Sequence[Path], hop: int) -> Iterator[tuple[Path, Track | Pip
             yield path, exc
 
 
-def _predictions(paths: Sequence[Path], predictor, hop: int, batch_size: int):
+def _predictions(paths: Sequence[Path], predictor, hop: int, batch_size: int, pitch_range=(None, None)):
     """(path, (Prediction, its Track or None) or PipelineError) per file, in order: a frame model
     streams each file a block at a time; the others frame the whole file (Track) and share batches."""
     if not is_frame_model(predictor):
         for key, item in analyse(_tracks(paths, hop), predictor, batch_size):
-            yield key, item if isinstance(item, PipelineError) else (item.prediction(), item)
+            yield key, item if isinstance(item, PipelineError) else (_in_range(item.prediction(), pitch_range), item)
         return
     for path in paths:
         try:
-            yield path, (frame_prediction(audio_blocks(path), predictor, hop), None)
+            yield path, (frame_prediction(audio_blocks(path), predictor, hop, *pitch_range), None)
         except PipelineError as exc:
             yield path, PipelineError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}")
+
+
+def _in_range(prediction: Prediction, pitch_range) -> Prediction:
+    """A clip model's frames outside (fmin, fmax) get confidence 0."""
+    fmin, fmax = pitch_range
+    outside = (prediction.frequency < (fmin or 0.0)) | (prediction.frequency > (fmax or np.inf))
+    prediction.confidence[outside] = 0.0
+    return prediction
 
 
 def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | None = None,
                hop: float | None = None, summary: bool = False,
                batch_size: int = C.PREDICT_BATCH, refine: bool = True,
-               output_format: str = "csv") -> Iterator[FileResult]:
+               output_format: str = "csv", pitch_range: tuple = (None, None)) -> Iterator[FileResult]:
     """Predict many files with one loaded model, yielding a FileResult per file, in order.
 
     Without `summary`, each file's CSV (or `output_format`: pipeline.inference.outputs) is written
     (beside it, or in `output_dir`); with
     `summary`, no CSV is written and each result carries a Summary (or an error when the
     file has no confident frame), its frames made fine from their own audio unless `refine`
-    is False (pipeline.dsp.fine_pitch.refine_estimates). `hop` defaults to 10 ms, or 165 ms with `summary`.
+    is False (pipeline.dsp.fine_pitch.refine_estimates). `hop` defaults to 10 ms, or 165 ms with `summary`
+    for the clip models. `pitch_range` (fmin, fmax in Hz, None for no bound): a frame model chooses
+    among those pitches only; the clip models' frames outside get confidence 0. A summary whose
+    frames spread over more than SPREAD_WARNING_CENTS carries a warning: not one note.
     """
     paths = [Path(p) for p in paths]
-    if hop is None:
-        hop = SUMMARY_HOP_SECONDS if summary else PREDICT_HOP_SECONDS
+    if hop is None:   # a frame model's summary uses every 10 ms frame: they cost no more
+        hop = SUMMARY_HOP_SECONDS if summary and not is_frame_model(predictor) else PREDICT_HOP_SECONDS
     hop_n = hop_samples(hop)
     owners: dict[Path, Path] = {}
-    for key, item in _predictions(paths, predictor, hop_n, batch_size):
+    for key, item in _predictions(paths, predictor, hop_n, batch_size, pitch_range):
         result = FileResult(key)
         if isinstance(item, PipelineError):
             result.error = str(item)
@@ -316,6 +331,9 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
                 fine = (lambda frames, hz, track=track: refine_estimates(track.windows(frames), hz)) \
                     if refine and track else None
                 result.summary = summarize(prediction.frequency, prediction.confidence, fine)
+                if result.summary.spread_cents > SPREAD_WARNING_CENTS:
+                    result.warning = (f"{key}: its frames spread over {result.summary.spread_cents:.0f} cents: a "
+                                      "melody, a glide or speech is not one note (use the frames, without --summary)")
             except PipelineError as exc:
                 result.error = f"{key}: {prediction.silence_note() if prediction.silent else exc}"
         else:
@@ -359,14 +377,19 @@ def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: fl
 
 
 # --- for the command line (pipeline.cli prints) ----------------------------------------------------
-def check_options(hop: float | None, summary: bool, batch_size: int) -> float:
-    """The hop in seconds that `iter_files` will use (None: its default); PipelineError for a
-    hop or a batch size it cannot use, before the model is loaded."""
-    if hop is None:
-        hop = SUMMARY_HOP_SECONDS if summary else PREDICT_HOP_SECONDS
-    hop_samples(hop)
+def check_options(hop: float | None, summary: bool, batch_size: int, fmin: float | None = None,
+                  fmax: float | None = None) -> float | None:
+    """The hop as given (None: `iter_files` chooses); PipelineError for a hop, a batch size or a
+    pitch range it cannot use, before the model is loaded."""
+    if hop is not None:
+        hop_samples(hop)
     if batch_size < 1:
         raise PipelineError(f"the batch size must be at least 1, got {batch_size}")
+    for name, value in (("fmin", fmin), ("fmax", fmax)):
+        if value is not None and not (np.isfinite(value) and 0 < value < C.SAMPLE_RATE / 2):
+            raise PipelineError(f"{name} must be a frequency between 0 and {C.SAMPLE_RATE // 2} Hz, got {value!r}")
+    if fmin is not None and fmax is not None and fmin >= fmax:
+        raise PipelineError(f"fmin ({fmin:g} Hz) must be below fmax ({fmax:g} Hz)")
     return hop
 
 
