@@ -82,14 +82,15 @@ def frame_spectra_at(audio: np.ndarray, centres: np.ndarray) -> np.ndarray:
 def spectra_at_samples(audio: np.ndarray, samples: np.ndarray, magnitudes: bool = False):
     """(len(samples), 2, GRID_BINS) log spectra of the windows centred on these samples of `audio`
     (float, or 16-bit integers read as /32768; every window must lie inside it). With
-    `magnitudes`, also the short window's linear magnitude spectra (pipeline/dsp/frame_refine.py)."""
+    `magnitudes`, also each window's linear magnitude spectra, in WINDOWS' order
+    (pipeline/dsp/frame_refine.py)."""
     scale = np.float32(1 / 32768 if audio.dtype == np.int16 else 1.0)
     samples = np.asarray(samples, dtype=np.int64)
     out = np.empty((len(samples), len(WINDOWS), GRID_BINS), dtype=np.float32)
+    linear = []
     for channel, window in enumerate(WINDOWS):
         frames = np.asarray(audio[samples[:, None] - window // 2 + np.arange(window)[None, :]], dtype=np.float32)
         magnitude = np.abs(scipy.fft.rfft(frames * (hann(window) * scale), axis=-1))
         out[:, channel] = np.log(filterbank(window).T.dot(magnitude.T).T + LOG_FLOOR)
-        if channel == 0:
-            short = magnitude
-    return (out, short) if magnitudes else out
+        linear.append(magnitude)
+    return (out, linear) if magnitudes else out

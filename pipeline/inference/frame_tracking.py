@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.dsp.confidence import ENERGY_FLOOR_DBFS, ENERGY_FULL_DBFS
-from pipeline.dsp.frame_refine import refine
+from pipeline.dsp.frame_refine import refine_frames
 from pipeline.dsp.log_spectrum import HOP, PAD, WINDOWS, frame_count, spectra_at_samples
 
 BLOCK_FRAMES = 500                 # frames per model call: 5 s of audio, 25 MB of intermediate tensors
@@ -93,7 +93,8 @@ class FrameTracker:
             activations[:, self.outside] = 0.0
             found_hz, found = self.predictor.encoding.decode(activations)
             inner = slice(self.context, len(centres) - self.context)
-            hz[lo - first:hi - first] = refine(magnitudes[inner], found_hz) if self.fine else found_hz
+            short, long = (m[inner] for m in magnitudes)
+            hz[lo - first:hi - first] = refine_frames(short, long, found_hz) if self.fine else found_hz
             confidence[lo - first:hi - first] = found
         gate = np.clip((levels - ENERGY_FLOOR_DBFS) / (ENERGY_FULL_DBFS - ENERGY_FLOOR_DBFS), 0.0, 1.0)
         confidence = np.clip(confidence * (0.5 / VOICED_ACTIVATION), 0.0, 1.0)
