@@ -23,6 +23,7 @@ import pandas as pd
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import hz_to_midi, midi_to_hz, note_name, note_to_midi
 from pipeline.data.clips import CLIP_NAME_RE
+from pipeline.report.labels import read_labels, valid_hz
 from pipeline.report.reporting import Estimator, predictions_table, write_report
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -42,47 +43,12 @@ def label_from_name(path: str | Path) -> float | None:
     stem = Path(path).stem
     match = CLIP_NAME_RE.search(stem)
     if match:
-        return float(match.group(2))
+        return valid_hz(match.group(2))   # None for a frequency outside the MIDI range: no label
     midi = note_to_midi(stem)
     if midi is None:
         found = {m for m in map(note_to_midi, re.split(r"[_\-\s.]+", stem)) if m is not None}
         midi = found.pop() if len(found) == 1 else None   # two different notes: ambiguous
     return None if midi is None else float(midi_to_hz(midi))
-
-
-def _label_from_row(row: pd.Series) -> float | None:
-    if "frequency" in row and pd.notna(row["frequency"]):
-        try:
-            return float(row["frequency"])
-        except ValueError:
-            return None
-    if "note" in row and isinstance(row["note"], str):
-        midi = note_to_midi(row["note"])
-        return None if midi is None else float(midi_to_hz(midi))
-    if "midi" in row and pd.notna(row["midi"]):
-        return float(midi_to_hz(float(row["midi"])))
-    return None
-
-
-def labels_from_csv(csv_path: str | Path, audio_dir: str | Path) -> pd.DataFrame:
-    """Rows of a labels CSV (path + frequency, note or midi), paths resolved against AUDIO_DIR.
-
-    Other columns (instrument, segment, ...) are kept, so a dataset's manifest.csv works as-is.
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise PipelineError(f"labels file {csv_path} not found; pass a CSV with path,frequency or path,note columns")
-    try:
-        frame = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"labels file {csv_path} is not a readable CSV ({exc}); fix or re-export it") from None
-    if "path" not in frame.columns or not {"frequency", "note", "midi"} & set(frame.columns):
-        raise PipelineError(f"labels file {csv_path} needs a path column and a frequency, note or midi column; "
-                            f"it has {', '.join(map(str, frame.columns))}")
-    frame = frame.copy()
-    frame["file"] = [str(p if Path(p).is_absolute() else Path(audio_dir) / p) for p in frame["path"]]
-    frame["label_hz"] = [_label_from_row(row) for _, row in frame.iterrows()]
-    return frame
 
 
 def labels_from_names(audio_dir: str | Path) -> pd.DataFrame:
@@ -192,15 +158,21 @@ def evaluate_folder(audio_dir: str | Path, model_path: str | Path | None = None,
     from pipeline.inference.predictor import default_model_path
 
     audio_dir = Path(audio_dir)
-    labels = labels_from_csv(labels_csv, audio_dir) if labels_csv else labels_from_names(audio_dir)
+    if labels_csv:  # every row checked: a bad row is named by its line (pipeline.report.labels)
+        read = read_labels(labels_csv, audio_dir)
+        labels, problems, listed = read.frame, list(read.problems), read.rows
+    else:
+        labels, problems = labels_from_names(audio_dir), []
+        listed = len(labels)
     model_path = Path(model_path) if model_path else default_model_path()
     estimate = estimate or model_estimator(model_path, refine)
-    frame, problems = estimate_labels(labels, estimate)
+    frame, more = estimate_labels(labels, estimate)
+    problems += more
     if not len(frame):
-        return FolderEvaluation(frame, tuple(problems), len(labels), None, None)
+        return FolderEvaluation(frame, tuple(problems), listed, None, None)
     output = Path(output_dir) if output_dir else audio_dir / EVALUATION_DIR
     table = write_folder_evaluation(frame, output, {"audio_dir": str(audio_dir), "model": str(model_path)})
-    return FolderEvaluation(frame, tuple(problems), len(labels), table, output)
+    return FolderEvaluation(frame, tuple(problems), listed, table, output)
 
 
 def write_folder_evaluation(frame: pd.DataFrame, out_dir: str | Path, context: dict) -> pd.DataFrame:

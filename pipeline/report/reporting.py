@@ -164,7 +164,7 @@ def _pitch_ticks(ax, midis: pd.Series) -> None:
     """Ticks at every C in range, labeled with the note and its frequency."""
     if midis.empty:
         return
-    low, high = int(midis.min()), int(midis.max())
+    low, high = max(int(midis.min()), C.MIDI_MIN), min(int(midis.max()), C.MIDI_MAX)   # bounded, whatever the labels
     step = 12 if high - low >= 24 else 1 + (high - low) // 12   # every C, or every note or two over a short range
     start = low - low % 12 if step == 12 else low
     ticks = [m for m in range(start, high + 1, step) if m >= low]
