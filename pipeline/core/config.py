@@ -183,7 +183,9 @@ class ReportConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "default"
-    root: str = "."                    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME
+    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME: an existing folder, relative to where
+    # the command runs ("." by default); make knows only ".", so `pipeline params` refuses any other
+    root: str = "."
     data: DataConfig = field(default_factory=DataConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -254,6 +256,7 @@ _RANGES = {
     "train.reference_epochs": (0, 100_000), "train.epochs": (1, 100_000),
     "train.batch_size": (1, 100_000), "train.learning_rate": (1e-8, 10), "train.patience": (1, 10_000),
     "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 330),
+    "gate.silent_peak_dbfs": (-200, 0), "gate.min_rms_db_below_note": (0, 200),   # dBFS and dB (SILENCE_DB is -200)
     "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),  # numpy's and TensorFlow's seed range
 }
 # a config's name names its folders (data/NAME, models/NAME, reports/NAME): a plain file name,
@@ -263,6 +266,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _UNIQUE = {"data.soundfonts", "data.instruments", "data.velocities", "data.segments", "tones.kinds",
            "augment.noise_kinds", "augment.mp3_kbps", "split.test_instruments", "split.test_sources"}
 _INSTRUMENT_KEYS = {"data.instruments", "split.test_instruments"}  # names, or program numbers as integers
+# lists a network is built from: an empty one fails only once training is over (the export), so it is refused here
+NON_EMPTY = ("model.harmonics", "model.harmonic_units", "model.encoder_units")
 # keys of older configs: what replaced them
 _REMOVED = {
     "augment.reverb": "use augment.fluid_reverb_share (FluidSynth's reverb) and augment.room_share (rooms)",
@@ -290,8 +295,22 @@ def _check_name(name: str) -> None:
                             "(no '/', no leading '.'): it names the folders data/NAME, models/NAME, reports/NAME")
 
 
+def _check_root(root: str) -> None:
+    """The folder that holds data/, models/ and reports/: it must exist (a typo creates no tree elsewhere)."""
+    fix = "create it, or remove root to write under the folder the command runs in"
+    if not root or "\x00" in root:
+        raise PipelineError(f"config root {root!r} is not a folder name; {fix}")
+    if not Path(root).is_dir():
+        raise PipelineError(f"config root {root} is not an existing folder; {fix}")
+
+
 def _check_consistency(cfg: Config) -> None:
     _check_name(cfg.name)
+    _check_root(cfg.root)
+    for key in NON_EMPTY:
+        section, name = key.split(".")
+        if not getattr(getattr(cfg, section), name):
+            raise PipelineError(f"{key} is empty; list at least one entry (the defaults: pipeline/core/config.py)")
     d = cfg.data
     if d.note_low > d.note_high:
         raise PipelineError(f"data.note_low ({d.note_low}) is above data.note_high ({d.note_high}); swap them")
