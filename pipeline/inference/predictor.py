@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core import constants as C
-from pipeline.core.artifacts import sha256_file
 from pipeline.core.errors import PipelineError, silenced_stderr
 from pipeline.model.encodings import encoding_from_dict
-from pipeline.model.metadata import read_metadata, sidecar_path
+from pipeline.model.metadata import MODEL_ID, RETRAIN, check_model_file, read_metadata, sidecar_path
 from pipeline.model.networks import Predictor
 
 ONNX_SUFFIX = ".onnx"
 SHIPPED_MODEL = "default.onnx"     # pipeline/models/default.onnx and default.json, package data
+STREAM_INPUTS = {"spectrogram": "tensor(float)", "positions": "tensor(int64)"}   # pipeline.model.export's graph
+STREAM_OUTPUT = "probs"
 
 
 def default_model_path() -> Path:
@@ -39,12 +40,15 @@ def onnx_path(model_path: str | Path) -> Path:
 
 
 class OnnxPredictor:
-    """A stream model in ONNX Runtime: spectrogram columns in, (Hz, confidence) per window out."""
+    """A stream model in ONNX Runtime: spectrogram columns in, (Hz, confidence) per window out.
 
-    def __init__(self, path: Path, metadata: dict):
+    Loaded only when the graph is the file its metadata records (sha256) and takes the inputs
+    and gives the output of a stream model's export; its outputs are checked as they come."""
+
+    def __init__(self, path: Path, metadata: dict, fix: str = RETRAIN):
         import onnxruntime as ort
 
-        self.path, self.metadata = path, metadata
+        self.path, self.metadata, self.fix = path, metadata, fix
         self.encoding = encoding_from_dict(metadata["encoding"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1   # prediction scales by files and processes, not threads
@@ -53,9 +57,16 @@ class OnnxPredictor:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own types for a damaged file
+            check_model_file(path, metadata, fix)   # a file that is not the recorded one: named as damaged
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise PipelineError(f"model {path} cannot be loaded ({first[:200]}); retrain it with make train "
-                                "or use the default model") from None
+            raise PipelineError(f"model {path} cannot be loaded ({first[:200]}); {fix}") from None
+        embedded = self.session.get_modelmeta().custom_metadata_map.get(MODEL_ID)
+        check_model_file(path, metadata, fix, embedded_id=embedded)
+        inputs = {i.name: i.type for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if inputs != STREAM_INPUTS or outputs != [STREAM_OUTPUT]:
+            raise PipelineError(f"model {path} is not a stream model's export (inputs {sorted(inputs)}, outputs "
+                                f"{outputs}); {fix}")
 
     scaling = property(lambda self: self.metadata["scaling"])
     variant = property(lambda self: self.metadata["variant"])
@@ -76,6 +87,11 @@ class OnnxPredictor:
         if positions.size and (positions.min() < 0 or positions.max() > batch.shape[2] - C.N_FRAMES):
             raise PipelineError("window positions fall outside the spectrogram")
         probs = self.session.run(None, {"spectrogram": batch, "positions": positions})[0]
+        if probs.ndim != 3 or probs.shape[1] != self.encoding.n_outputs:
+            raise PipelineError(f"model {self.path} gives {probs.shape[1:2]} pitch bins where its metadata says "
+                                f"{self.encoding.n_outputs}: the two files are of different models; {self.fix}")
+        if not np.isfinite(probs).all():
+            raise PipelineError(f"model {self.path} gives non-finite outputs (damaged weights?); {self.fix}")
         return np.moveaxis(probs, 1, 2).reshape(-1, probs.shape[1])
 
     def predict(self, spectrograms: np.ndarray, batch_size: int = C.PREDICT_BATCH) -> tuple[np.ndarray, np.ndarray]:
@@ -93,14 +109,6 @@ class OnnxPredictor:
 SHIPPED_FIX = "reinstall the package (pip install -e .) or rebuild the model with make shipped-model"
 
 
-def _check_recorded_sha256(path: Path, metadata: dict, fix: str) -> None:
-    """A model whose metadata records its file's sha256 (the shipped one) is checked at every load:
-    a flipped byte in its weights would not stop ONNX Runtime, only make it answer wrongly."""
-    recorded = metadata.get("onnx_sha256")
-    if recorded and sha256_file(path) != recorded:
-        raise PipelineError(f"model {path} is damaged (its sha256 is not the one its metadata records); {fix}")
-
-
 def load_predictor(path: str | Path | None = None):
     """The predictor for a model file (None: the shipped default). A stream model's .onnx is used
     when it exists (no TensorFlow); anything else loads in Keras."""
@@ -110,11 +118,11 @@ def load_predictor(path: str | Path | None = None):
         raise PipelineError(f"model {path} not found; " + (SHIPPED_FIX if shipped else
                             "train one with make train (or python -m pipeline train), or give no model "
                             "to use the shipped default"))
-    metadata = read_metadata(path)
+    fix = SHIPPED_FIX if shipped else RETRAIN
+    metadata = read_metadata(path, fix)
     fast = path if path.suffix == ONNX_SUFFIX else onnx_path(path)
     if metadata.get("variant") == "stream" and fast.is_file():
-        _check_recorded_sha256(fast, metadata, SHIPPED_FIX if shipped else "retrain it with make train")
-        return OnnxPredictor(fast, metadata)
+        return OnnxPredictor(fast, metadata, fix)
     if path.suffix == ONNX_SUFFIX:
         raise PipelineError(f"{path} is not a stream model's export (its {sidecar_path(path).name} says "
                             f"{metadata.get('variant')!r}); pass its model.keras instead")

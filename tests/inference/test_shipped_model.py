@@ -124,4 +124,5 @@ def test_a_damaged_copy_of_it_is_refused_in_one_line(tmp_path):
     done = run_cli("predict", "--summary", "--model", str(model), str(note))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
-        f"error: model {model} is damaged (its sha256 is not the one its metadata records); retrain it with make train"]
+        f"error: model {model} is damaged (its sha256 is not the one its metadata records); retrain it with make train "
+        "(or python -m pipeline train)"]
