@@ -31,6 +31,7 @@ from pipeline.model.metadata import (
     MODEL_ID,
     check_model_file,
     file_kind,
+    keras_model_id,
     read_metadata,
     sidecar_path,
     write_metadata,
@@ -249,7 +250,7 @@ def export_model(model_path: str | Path, half: bool = True) -> Path:
     if meta.get("variant") != "stream":
         raise PipelineError(f"{model_path} is a {meta.get('variant')!r} model; only stream models export to ONNX "
                             "(set model.variant = \"stream\" and retrain)")
-    check_model_file(model_path, meta)
+    check_model_file(model_path, meta, embedded_id=keras_model_id(model_path))
     require_onnx()
     keras = import_keras()
     network = keras.saving.load_model(model_path, compile=False, custom_objects=custom_layers())

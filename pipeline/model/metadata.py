@@ -5,14 +5,15 @@ the sha256 of every model file written with it (`files`: {"keras": ..., "onnx": 
 sealed by the sha256 of its own content (`content_sha256`), so that a load finds, and names in
 one line, a model file that is damaged (a flipped weight byte would still load and answer
 wrongly), a description edited or damaged, and a description of another model. The model's
-`model_id` (its training run's fingerprint) is also written into the ONNX graph, which tells a
-damaged graph from a description of another model.
+`model_id` (its training run's fingerprint) is also written into the ONNX graph and the .keras
+file, which tells a damaged file from a description of another model.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import zipfile
 from pathlib import Path
 
 from pipeline.core import constants as C
@@ -93,6 +94,24 @@ def check_model_file(path: str | Path, meta: dict, fix: str = RETRAIN, embedded_
         raise PipelineError(f"{sidecar_path(path)} describes another model than {path} (another training run); "
                             f"put back the {sidecar_path(path).name} written with it, or {fix}")
     raise PipelineError(f"model {path} is damaged (its sha256 is not the one its metadata records); {fix}")
+
+
+KERAS_ID_MEMBER = "pipeline/model_id"   # a member added to the .keras zip (Keras reads only its own)
+
+
+def mark_keras(path: str | Path, model_id: str) -> None:
+    """Write the training run's `model_id` into a saved .keras file, as the ONNX graph carries it."""
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(KERAS_ID_MEMBER, model_id)
+
+
+def keras_model_id(path: str | Path) -> str | None:
+    """The `model_id` a .keras file carries; None when it has none or cannot be read (damaged)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(KERAS_ID_MEMBER).decode()
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
 
 
 def _structure_problem(meta: dict) -> str | None:

@@ -52,7 +52,7 @@ from pipeline.model.checkpoints import (
     check_model_folder,
 )
 from pipeline.model.encodings import encoding_to_dict, make_encoding
-from pipeline.model.metadata import MODEL_ID, write_metadata
+from pipeline.model.metadata import MODEL_ID, mark_keras, write_metadata
 from pipeline.model.networks import build_network, import_keras
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _labels(cfg: Config, rows) -> np.ndarray:
     bad = np.flatnonzero(~(np.isfinite(hz) & (hz > 0)))
     if len(bad):
         raise PipelineError(f"{cfg.data_dir}/manifest.csv gives {rows['path'].iloc[bad[0]]} the frequency "
-                            f"{rows['frequency'].iloc[bad[0]]!r}, not a number of Hz; run make data to write it again")
+                            f"{rows['frequency'].iloc[bad[0]]}, not a number of Hz; run make data to write it again")
     return hz
 
 
@@ -392,6 +392,7 @@ def _write_final(cfg, plan, encoding, data, run: Checkpoints, out_dir: Path, met
     model_path = out_dir / C.MODEL_FILE
     with atomic_path(model_path) as staged:
         keras.saving.save_model(final, staged)
+        mark_keras(staged, meta[MODEL_ID])
         files = {"keras": sha256_file(staged)}
         if plan["variant"] == "stream":
             from pipeline.model.export import export_stream
