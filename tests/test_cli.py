@@ -156,14 +156,16 @@ def test_features_from_the_command_line(tmp_path, tiny_dataset):
 
 
 def test_a_root_that_is_no_folder_is_one_line(tmp_path):
-    """root (where data/, models/ and reports/ go) must be an existing folder: a file, or a typo that
-    would plant an output tree somewhere unexpected, is refused before anything is written."""
+    """root (where data/, models/ and reports/ go) is an existing folder or a new one in an existing
+    folder: a file, or a path whose folders do not exist (a typo that would plant an output tree
+    somewhere unexpected), is refused before anything is written."""
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    for root in (blocker, tmp_path / "typo"):
+    for root, message in ((blocker, "is a file, not a folder"), (tmp_path / "typo" / "out", "is not in an existing "
+                                                                 f"folder ({tmp_path / 'typo'} is missing)")):
         config = tmp_path / "root.toml"
         config.write_text(to_toml(dataclasses.replace(tiny_config(tmp_path), root=str(root))))
-        assert_one_line_error(run_cli("data", "--config", str(config)), f"config root {root} is not an existing folder")
+        assert_one_line_error(run_cli("data", "--config", str(config)), f"config root {root} {message}")
     assert not (tmp_path / "typo").exists()
 
 

@@ -183,8 +183,9 @@ class ReportConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "default"
-    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME: an existing folder, relative to where
-    # the command runs ("." by default); make knows only ".", so `pipeline params` refuses any other
+    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME, relative to where the command runs ("."
+    # by default): an existing folder, or a new one in an existing folder; make knows only ".", so
+    # `pipeline params` refuses any other
     root: str = "."
     data: DataConfig = field(default_factory=DataConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
@@ -296,12 +297,17 @@ def _check_name(name: str) -> None:
 
 
 def _check_root(root: str) -> None:
-    """The folder that holds data/, models/ and reports/: it must exist (a typo creates no tree elsewhere)."""
-    fix = "create it, or remove root to write under the folder the command runs in"
+    """The folder that holds data/, models/ and reports/: an existing folder, or a new one in an existing
+    folder (the stages create it), so that a mistyped path cannot plant an output tree anywhere."""
+    fix = "fix root, or remove it to write under the folder the command runs in"
+    path = Path(root)
     if not root or "\x00" in root:
         raise PipelineError(f"config root {root!r} is not a folder name; {fix}")
-    if not Path(root).is_dir():
-        raise PipelineError(f"config root {root} is not an existing folder; {fix}")
+    if path.exists() and not path.is_dir():
+        raise PipelineError(f"config root {root} is a file, not a folder; {fix}")
+    if not path.exists() and not path.absolute().parent.is_dir():
+        raise PipelineError(f"config root {root} is not in an existing folder ({path.absolute().parent} is "
+                            f"missing); create that folder or {fix}")
 
 
 def _check_consistency(cfg: Config) -> None:

@@ -110,7 +110,10 @@ def estimate_labels(labels: pd.DataFrame, estimate: Estimate) -> tuple[pd.DataFr
     frame = frame[~unlabeled & ~absent].reset_index(drop=True)
     if len(frame):
         hz, errors = _normalise_estimates(estimate(frame["file"].tolist()), len(frame))
-        for path, file, error, value in zip(frame["path"], frame["file"], errors, hz):
+        # a labels file's rows are named by their line too (pipeline.report.labels)
+        names = [f"line {line}: {path}" for line, path in zip(frame["line"], frame["path"])] if "line" in frame \
+            else frame["path"]
+        for path, file, error, value in zip(names, frame["file"], errors, hz):
             if error is not None:
                 problems.append(f"{path}: {error.removeprefix(f'{file}: ')}")   # name the file once
             elif not np.isfinite(value):

@@ -71,7 +71,7 @@ def test_every_number_of_the_config_has_a_range_or_choices():
     ("gate.min_rms_db_below_note=-inf", "must be a finite number"), ("train.learning_rate=nan", "finite"),
     ("model.encoder_units=[]", "model.encoder_units is empty"), ("model.harmonic_units=[]", "is empty"),
     ("model.harmonics=[]", "model.harmonics is empty"), ('root=""', "is not a folder name"),
-    ('root="/no/such/folder"', "config root /no/such/folder is not an existing folder"),
+    ('root="/no/such/folder"', r"config root /no/such/folder is not in an existing folder \(/no/such is missing\)"),
 ])
 def test_numbers_lists_and_the_root_are_checked_where_they_enter(override, message):
     with pytest.raises(PipelineError, match=message) as err:

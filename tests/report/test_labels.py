@@ -139,6 +139,15 @@ def test_evaluate_scores_the_good_rows_and_names_the_bad(audio, tmp_path):
     assert sorted(by_pitch["midi"]) == [67, 81]
 
 
+def test_a_file_the_estimator_cannot_read_is_named_by_its_line_too(audio, tmp_path):
+    text = "path,frequency\nn00.wav,440\nn01.wav,880\n"
+    result = evaluate_folder(audio, None, write(tmp_path, text), tmp_path / "out",
+                             estimate=lambda paths: (np.full(len(paths), 440.0),
+                                                     ["cannot read audio" if p.endswith("n01.wav") else None
+                                                      for p in paths]))
+    assert result.problems == ("line 3: n01.wav: cannot read audio",)
+
+
 # --- the fuzz -----------------------------------------------------------------------------------
 BAD_CELLS = ["abc", "nan", "NaN", "inf", "-inf", "1e300", "-1e300", "1e-300", "0", "-5", "", " ", "12544", "440Hz",
              "H9", "C#", "Cb-1", "G#9", "\x00", "é", '"', '"open', "a,b", "9" * 70_000, "\u202e", "🎵", "0x1A",
