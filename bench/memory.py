@@ -43,6 +43,7 @@ def run(ctx) -> dict:
            "runs": {}}
     for label, velocities in sizes.items():
         root = ctx.scratch / "memory" / label
+        root.mkdir(parents=True, exist_ok=True)
         args = overrides(root, velocities, ctx.quick)
         runs = {}
         for stage in ("data", "features"):

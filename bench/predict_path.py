@@ -44,12 +44,12 @@ def benchmark_model(folder: Path) -> Model:
 def build_untrained(folder: Path) -> Model:
     """A stream network of the recipe's [model], random weights (seeded), as model.onnx + model.json."""
     from pipeline.core import constants as C
-    from pipeline.core.artifacts import write_json
+    from pipeline.core.artifacts import sha256_file
     from pipeline.core.backend import import_keras
     from pipeline.core.config import load_config
     from pipeline.model.encodings import encoding_to_dict, make_encoding
     from pipeline.model.export import export_stream, write_onnx
-    from pipeline.model.metadata import sidecar_path
+    from pipeline.model.metadata import write_metadata
     from pipeline.model.networks import build_network
 
     recipe = next(path for path in RECIPES if path.is_file())
@@ -66,7 +66,7 @@ def build_untrained(folder: Path) -> Model:
             "scaling": cfg.features.scaling, "feature_dtype": cfg.features.dtype,
             "encoding": encoding_to_dict(encoding), "input_stats": {"mean": 0.0, "std": 1.0},
             "params": int(network.count_params()), "weights": f"untrained (seed {SEED}), for the benchmark"}
-    write_json(sidecar_path(path), meta)
+    write_metadata(path, meta, {"onnx": sha256_file(path)})
     return Model(path, False, {"source": f"untrained stream network of {recipe.relative_to(REPO)}'s [model]",
                                "params": meta["params"], "bins": encoding.n_outputs, "bytes": path.stat().st_size,
                                "weights": "random (the same cost as trained)", "model_config": asdict(cfg.model)})

@@ -48,6 +48,7 @@ def config(root: Path, quick: bool, half: bool = False):
         instruments = instruments[:len(instruments) // 2]
     font = (REPO / (QUICK_SOUNDFONT if quick else SOUNDFONT)).resolve()
     names = ", ".join(f'"{i}"' for i in instruments)
+    root.mkdir(parents=True, exist_ok=True)   # a config's root must be a folder, or a new one in one
     return load_config(None, [
         f'root="{root}"', 'name="bench_render"', f'data.soundfont="{font}"', f"data.instruments=[{names}]",
         f"data.note_low={NOTE_LOW}", f"data.note_high={QUICK_NOTE_HIGH if quick else NOTE_HIGH}",

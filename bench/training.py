@@ -31,7 +31,8 @@ def models(ctx) -> dict:
     cfg = load_config(ctx.repo / "configs" / "default.toml")
     out = {"default": (cfg, cfg.model)}
     if ctx.quick:  # a tiny network: the harness is what a quick run checks
-        out = {"default": (cfg, replace(cfg.model, width=0.05, dense_units=(16,)))}
+        small = {"frame_units": (4, 4, 4)} if cfg.model.variant == "frames" else {"dense_units": (16,)}
+        out = {"default": (cfg, replace(cfg.model, width=0.05, **small))}
         return out
     full = replace(cfg.model, width=1.0)
     if full != cfg.model:
@@ -43,7 +44,6 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
     """Train steps (`train_on_batch`, the compiled train step) on random batches, timed one by one."""
     import keras
 
-    from pipeline.core import constants as C
     from pipeline.model.encodings import make_encoding
     from pipeline.model.training import compile_network
 
@@ -51,8 +51,10 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
     variant = model_cfg.variant
     hz = 440.0 * 2 ** ((rng.uniform(cfg.data.note_low, cfg.data.note_high, batch * POOL_BATCHES) - 69) / 12)
     encoding = make_encoding(replace(cfg, model=model_cfg), variant, hz)
-    x = rng.standard_normal((batch * POOL_BATCHES, *C.SPEC_SHAPE), dtype=np.float32)
+    x = rng.standard_normal((batch * POOL_BATCHES, *_input_shape(model_cfg)), dtype=np.float32)
     y = encoding.encode(hz)
+    if variant == "frames":   # one frame's target: (batch, 1 frame, candidates)
+        y = y[:, None, :]
     batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
     with _placed(device):
         keras.utils.set_random_seed(0)
@@ -72,6 +74,18 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
             "first_step_seconds": round(marks[0] - started, 3),
             "samples_per_second": round(steps * batch / seconds, 2) if steps > 0 else None,
             "backend": keras.backend.backend(), "precision": keras.mixed_precision.global_policy().name}
+
+
+def _input_shape(model_cfg) -> tuple[int, ...]:
+    """One example's input: a clip's spectrogram, or a frame model's log spectra around its frame."""
+    from pipeline.core import constants as C
+
+    if model_cfg.variant != "frames":
+        return C.SPEC_SHAPE
+    from pipeline.dsp.log_spectrum import GRID_BINS, WINDOWS
+    from pipeline.model.frame_network import context_frames
+
+    return (context_frames(model_cfg), len(WINDOWS), GRID_BINS)
 
 
 def _placed(device: str | None):
@@ -109,6 +123,11 @@ def gpus() -> list[str]:
 
 def _build(model_cfg, variant, n_outputs):
     from pipeline.model.networks import build_network
+
+    if variant == "frames":
+        from pipeline.model.frame_network import build_frame_network
+
+        return build_frame_network(model_cfg)
 
     return build_network(model_cfg, variant, n_outputs, 0.0, 1.0)
 

@@ -8,7 +8,8 @@ Prediction (numpy, soundfile, soxr and ONNX Runtime only)
     predict, predict_from_file, predict_from_file_to_file, load_predictor
 Datasets and training
     load_config (no argument: the default config, as make's), default_config_path, build_dataset,
-    build_features, train, load_manifest, read_clips
+    build_features, train, load_manifest, read_clips, load_phrases, load_frames (the phrases and
+    their 10 ms frame labels)
 Datasets in other formats (docs/dataset-formats.md)
     export_dataset (Parquet, WebDataset, TFRecord, NSynth's layout, with the dataset card)
 
@@ -40,6 +41,8 @@ _API = {
     "train": ("pipeline.model.training", "train"),
     "load_manifest": ("pipeline.data.clips", "load_manifest"),
     "read_clips": ("pipeline.data.clips", "read_clips"),
+    "load_phrases": ("pipeline.data.clips", "load_phrases"),
+    "load_frames": ("pipeline.data.clips", "load_frames"),
     "export_dataset": ("pipeline.formats.export", "export_dataset"),
     "PipelineError": ("pipeline.core.errors", "PipelineError"),
 }

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.core.artifacts import read_json, write_if_changed
 from pipeline.core.config import Config
+from pipeline.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ def stage_params(cfg: Config, stage: str) -> dict:
 
 def write_stage_params(cfg: Config, stage: str, out: Path) -> bool:
     """Write the stage's slice to `out` if it changed; for the data stage, also touch `out` when the
-    dataset on disk needs the stage to run (saying why on one line). True if `out` changed."""
+    dataset on disk needs the stage to run (saying why on one line). True if `out` changed.
+
+    make's targets are data/NAME, models/NAME and reports/NAME beside the Makefile (where it runs,
+    and where `make clean` looks): a config whose root is elsewhere is refused here."""
+    check_make_root(cfg)
     if write_if_changed(out, json.dumps(stage_params(cfg, stage), indent=2, sort_keys=True) + "\n"):
         return True
     if stage != "data":
@@ -56,6 +61,14 @@ def write_stage_params(cfg: Config, stage: str, out: Path) -> bool:
     return True
 
 
+def check_make_root(cfg: Config) -> None:
+    """make follows only the outputs under the folder it runs in: root must be that folder."""
+    if Path(cfg.root).resolve() != Path.cwd().resolve():
+        raise PipelineError(f"config root {cfg.root} is not this folder; make builds, checks and cleans only "
+                            "data/, models/ and reports/ here: remove root from the config, or run the stages "
+                            "themselves (pipeline data, features, train, report)")
+
+
 def outdated(cfg: Config) -> str | None:
     """Why the finished data build on disk must run again, found cheaply for make (no plan, no
     clip read: a stat per file, about 0.2 s for 30,000 clips): it was built for other settings (the fingerprint
@@ -64,8 +77,15 @@ def outdated(cfg: Config) -> str | None:
     ended (newer than build.json). None when it is this config's dataset as built, or when no
     build has finished (no build.json: make runs the stage for its missing target anyway).
     `pipeline data` itself checks more: every record's rows and every clip's sha256."""
-    from pipeline.data.clips import BUILD_FILE, CLIP_BYTES, DATASET_FILE, MANIFEST_FILE, SHARDS_DIR
-    from pipeline.data.phrase_build import FRAMES_FILE, PHRASES_FILE
+    from pipeline.data.clips import (
+        BUILD_FILE,
+        CLIP_BYTES,
+        DATASET_FILE,
+        FRAMES_FILE,
+        MANIFEST_FILE,
+        PHRASES_FILE,
+        SHARDS_DIR,
+    )
     from pipeline.data.plan import params_fingerprint
 
     folder = cfg.data_dir

@@ -1,5 +1,6 @@
 """The command line as a user meets it: one clear line per mistake, no traceback, a non-zero exit."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -117,16 +118,19 @@ def test_params_writes_the_stage_slice_and_ignores_where_work_runs(tmp_path):
     data.workers and data.scheduler; rewritten only when the slice changes."""
     config = write_config(tmp_path)
     out = tmp_path / "data.json"
-    assert run_cli("params", "data", "--config", str(config), "--out", str(out)).returncode == 0
+    assert_one_line_error(run_cli("params", "data", "--config", str(config), "--out", str(out)),
+                          "is not this folder", "make builds, checks and cleans only")   # make knows only "."
+    assert not out.exists()
+    assert run_cli("params", "data", "--config", str(config), "--out", str(out), cwd=tmp_path).returncode == 0
     text, mtime = out.read_text(), out.stat().st_mtime_ns
     params = json.loads(text)
     assert {"data", "augment", "gate", "split"} <= set(params) and "model" not in params
     assert "workers" not in params["data"] and "scheduler" not in params["data"]
     assert hashlib.sha256(Path(TEST_SOUNDFONT).read_bytes()).hexdigest() in text
     same = run_cli("params", "data", "--config", str(config), "--out", str(out), "--set", "data.workers=1",
-                   "--set", 'data.scheduler="tcp://10.0.0.1:8786"')
+                   "--set", 'data.scheduler="tcp://10.0.0.1:8786"', cwd=tmp_path)
     assert same.returncode == 0 and out.stat().st_mtime_ns == mtime and out.read_text() == text
-    other = run_cli("params", "data", "--config", str(config), "--out", str(out), "--set", "data.seed=1")
+    other = run_cli("params", "data", "--config", str(config), "--out", str(out), "--set", "data.seed=1", cwd=tmp_path)
     assert other.returncode == 0 and json.loads(out.read_text())["data"]["seed"] == 1
 
 
@@ -156,11 +160,18 @@ def test_features_from_the_command_line(tmp_path, tiny_dataset):
     assert split_path(cfg, "train").stat().st_mtime_ns == mtime
 
 
-def test_unwritable_output_folder(tmp_path):
+def test_a_root_that_is_no_folder_is_one_line(tmp_path):
+    """root (where data/, models/ and reports/ go) is an existing folder or a new one in an existing
+    folder: a file, or a path whose folders do not exist (a typo that would plant an output tree
+    somewhere unexpected), is refused before anything is written."""
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    config = write_config(tmp_path, f'root="{blocker}"')
-    assert_one_line_error(run_cli("data", "--config", str(config)), "cannot create output folder")
+    for root, message in ((blocker, "is a file, not a folder"), (tmp_path / "typo" / "out", "is not in an existing "
+                                                                 f"folder ({tmp_path / 'typo'} is missing)")):
+        config = tmp_path / "root.toml"
+        config.write_text(to_toml(dataclasses.replace(tiny_config(tmp_path), root=str(root))))
+        assert_one_line_error(run_cli("data", "--config", str(config)), f"config root {root} {message}")
+    assert not (tmp_path / "typo").exists()
 
 
 def test_unreadable_config_file(tmp_path):

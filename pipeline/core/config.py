@@ -7,7 +7,6 @@ raise PipelineError naming the key. The same object is saved next to every outpu
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import re
@@ -16,8 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core import constants as C
+from pipeline.core.config_files import (
+    REMOVED_KEYS,
+    is_bare_name,
+    resolve_paths,
+    resolved_override,
+    upgrade,
+    upgraded_override,
+)
 from pipeline.core.errors import PipelineError
-from pipeline.core.typed_toml import Rules, apply_overrides, build, parse_override, read_toml
+from pipeline.core.typed_toml import Rules, apply_overrides, build, read_toml
 
 # output roots under Config.root: ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME
 DATA_ROOT = "data"
@@ -83,7 +90,7 @@ class PhrasesConfig:
     """Phrases (pipeline/data/phrases.py): clips of a few seconds whose pitch moves (melodies with
     legato, glides, vibrato, trills, scoops, falls and rests; speech and sung lines of the voice
     source), each with its f0 every 10 ms, next to the single-note clips."""
-    enabled: bool = False
+    enabled: bool = False              # build phrases (melodies with per-frame labels) besides the notes
     seconds: float = 4.0               # each phrase's length
     per_instrument: int = 2            # phrases per soundfont and instrument (data.instruments + instruments)
     instruments: tuple[str, ...] = ("Choir Aahs", "Voice Oohs", "Synth Voice")  # GM voices, phrases only
@@ -222,8 +229,9 @@ class ReportConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "default"              # names data/NAME, models/NAME, reports/NAME; default: the file's name
-    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME; "." is the current folder, and a
-    # relative root written in a config file is relative to the file's folder
+    # outputs go to ROOT/data/NAME, ROOT/models/NAME, ROOT/reports/NAME: an existing folder, or a new one in an
+    # existing folder; "." is the folder the command runs in, and a relative root written in a config file is
+    # relative to the file's folder; make knows only ".", so `pipeline params` refuses any other
     root: str = "."
     data: DataConfig = field(default_factory=DataConfig)
     tones: TonesConfig = field(default_factory=TonesConfig)
@@ -303,6 +311,7 @@ _RANGES = {
     "train.reference_epochs": (0, 100_000), "train.epochs": (1, 100_000),
     "train.batch_size": (1, 100_000), "train.learning_rate": (1e-8, 10), "train.patience": (1, 10_000),
     "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 330),
+    "gate.silent_peak_dbfs": (-200, 0), "gate.min_rms_db_below_note": (0, 200),   # dBFS and dB (SILENCE_DB is -200)
     "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),  # numpy's and TensorFlow's seed range
 }
 # a config's name names its folders (data/NAME, models/NAME, reports/NAME): a plain file name,
@@ -314,35 +323,35 @@ _UNIQUE = {"data.soundfonts", "data.instruments", "data.velocities", "data.segme
            "phrases.instruments", "phrases.registers"}
 # names, or program numbers as integers
 _INSTRUMENT_KEYS = {"data.instruments", "split.test_instruments", "phrases.instruments"}
-# keys of older configs: what replaced them
-_REMOVED = {
-    "augment.reverb": "use augment.fluid_reverb_share (FluidSynth's reverb) and augment.room_share (rooms)",
-    "augment.chorus": "chorus is gone (it wobbles the pitch the label names)",
-    "augment.sox_effects": "sox effects are gone; use augment.eq_share, augment.level_share, augment.codec_share",
-    "augment.noise": "use augment.noise_share and augment.noise_kinds",
-    "augment.snr_db_min": "use augment.snr_db = [low, high]",
-    "augment.snr_db_max": "use augment.snr_db = [low, high]",
-}
-
-
-def _upgrade(raw: dict) -> None:
-    """Older configs name one font: data.soundfont = "x" is read as data.soundfonts = ["x"]."""
-    data = raw.get("data")
-    if isinstance(data, dict) and "soundfont" in data:
-        if "soundfonts" in data:
-            raise PipelineError("config sets both data.soundfont and data.soundfonts; keep data.soundfonts only")
-        font = data.pop("soundfont")
-        data["soundfonts"] = [font] if isinstance(font, str) else font
-
-
+# lists a network is built from: an empty one fails only once training is over (the export), so it is refused here
+NON_EMPTY = ("model.harmonics", "model.harmonic_units", "model.encoder_units")
 def _check_name(name: str) -> None:
     if not NAME_RE.match(name):
         raise PipelineError(f"config name {name!r} is not a plain name; use letters, digits, '_', '.' or '-' "
                             "(no '/', no leading '.'): it names the folders data/NAME, models/NAME, reports/NAME")
 
 
+def _check_root(root: str) -> None:
+    """The folder that holds data/, models/ and reports/: an existing folder, or a new one in an existing
+    folder (the stages create it), so that a mistyped path cannot plant an output tree anywhere."""
+    fix = "fix root, or remove it to write under the folder the command runs in"
+    path = Path(root)
+    if not root or "\x00" in root:
+        raise PipelineError(f"config root {root!r} is not a folder name; {fix}")
+    if path.exists() and not path.is_dir():
+        raise PipelineError(f"config root {root} is a file, not a folder; {fix}")
+    if not path.exists() and not path.absolute().parent.is_dir():
+        raise PipelineError(f"config root {root} is not in an existing folder ({path.absolute().parent} is "
+                            f"missing); create that folder or {fix}")
+
+
 def _check_consistency(cfg: Config) -> None:
     _check_name(cfg.name)
+    _check_root(cfg.root)
+    for key in NON_EMPTY:
+        section, name = key.split(".")
+        if not getattr(getattr(cfg, section), name):
+            raise PipelineError(f"{key} is empty; list at least one entry (the defaults: pipeline/core/config.py)")
     d = cfg.data
     if d.note_low > d.note_high:
         raise PipelineError(f"data.note_low ({d.note_low}) is above data.note_high ({d.note_high}); swap them")
@@ -355,6 +364,9 @@ def _check_consistency(cfg: Config) -> None:
         raise PipelineError("data.instruments is empty; list at least one General MIDI instrument")
     if not d.segments or not d.velocities:
         raise PipelineError("data.segments and data.velocities need at least one entry each")
+    if len(cfg.model.frame_units) != 3:
+        raise PipelineError(f"model.frame_units needs 3 widths (harmonic features, temporal convolution, candidate "
+                            f"layer), got {list(cfg.model.frame_units)}; e.g. frame_units = [12, 24, 16]")
     if (cfg.model.variant == "frames") != (cfg.features.kind == "frames"):
         raise PipelineError(f"model.variant = {cfg.model.variant!r} needs features.kind = "
                             f"{'frames' if cfg.model.variant == 'frames' else 'spectrogram'!r}; set both to frames "
@@ -368,7 +380,7 @@ def _check_consistency(cfg: Config) -> None:
 
 
 RULES = Rules(choices=_CHOICES, ranges=_RANGES, unique=frozenset(_UNIQUE),
-              program_numbers=frozenset(_INSTRUMENT_KEYS), removed=_REMOVED)
+              program_numbers=frozenset(_INSTRUMENT_KEYS), removed=REMOVED_KEYS)
 
 
 def default_config_path() -> Path:
@@ -409,58 +421,14 @@ def load_config(path: str | Path | None = DEFAULT_CONFIG, overrides: typing.Iter
     if path is not None:
         raw = read_toml(path, "config file", f"name an existing file, e.g. {default_config_path()}")
         name = raw.pop("name", Path(path).stem)
-        _upgrade(raw)
-        _resolve_paths(raw, Path(path).parent)
-    overrides = [_resolved_override(_upgraded_override(text)) for text in overrides]
+        upgrade(raw)
+        resolve_paths(raw, Path(path).parent)
+    overrides = [resolved_override(upgraded_override(text)) for text in overrides]
     apply_overrides(raw, overrides)
     raw.setdefault("name", name)
     cfg = build(Config, raw, RULES)
     _check_consistency(cfg)
     return cfg
-
-
-def _upgraded_override(text: str) -> str:
-    """The older key as the newer one: data.soundfont=x is data.soundfonts=[x] (a later override wins)."""
-    keys, value = parse_override(text)
-    if keys == ["data", "soundfont"]:
-        return f"data.soundfonts={json.dumps([value] if isinstance(value, str) else value)}"
-    return text
-
-
-# --- paths: relative to the file that names them ---------------------------------------------------
-def is_bare_name(entry: str) -> bool:
-    """A file name alone (or a pattern without a folder): a soundfont looked for in the soundfont folders."""
-    return "/" not in entry and os.sep not in entry and not entry.startswith("~")
-
-
-def _resolved_path(entry, folder: Path, keep_relative: bool):
-    """A soundfont entry as the file in `folder` means it: absolute paths and `~` as they are; a
-    relative path joined to `folder` (unless `keep_relative`); a bare file name (or pattern) made
-    absolute only where it exists in `folder`, else left bare for the soundfont folders."""
-    if not isinstance(entry, str) or entry.startswith("~") or os.path.isabs(entry):
-        return entry
-    joined = os.path.abspath(folder / entry)
-    if is_bare_name(entry):
-        return joined if glob.glob(glob.escape(str(folder.absolute())) + os.sep + entry) else entry
-    return entry if keep_relative else joined
-
-
-def _resolve_paths(raw: dict, folder: Path) -> None:
-    """A config file's relative soundfonts and root, relative to the file's folder (in place)."""
-    data = raw.get("data")
-    if isinstance(data, dict) and isinstance(data.get("soundfonts"), list):
-        data["soundfonts"] = [_resolved_path(entry, folder, keep_relative=False) for entry in data["soundfonts"]]
-    root = raw.get("root")
-    if isinstance(root, str) and not root.startswith("~") and not os.path.isabs(root):
-        raw["root"] = os.path.abspath(folder / root)
-
-
-def _resolved_override(text: str) -> str:
-    """--set data.soundfonts=[...]: a bare file name found in the current folder is that file."""
-    keys, value = parse_override(text)
-    if keys != ["data", "soundfonts"] or not isinstance(value, list):
-        return text
-    return f"data.soundfonts={json.dumps([_resolved_path(v, Path('.'), keep_relative=True) for v in value])}"
 
 
 def to_toml(cfg: Config) -> str:

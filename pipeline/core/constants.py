@@ -42,7 +42,7 @@ MODEL_FILE = "model.keras"      # models/NAME/MODEL_FILE, and models/NAME/refere
 
 # --- Model --------------------------------------------------------------------------
 MODEL_FORMAT = "pitch-pipeline-f0-model"
-MODEL_FORMAT_VERSION = 1        # bump when model.json or the saved model changes incompatibly
+MODEL_FORMAT_VERSION = 2        # bump when model.json or the saved model changes incompatibly (2: checksums, seal)
 PREDICT_BATCH = 256             # spectrograms per model call
 
 # --- Evaluation ---------------------------------------------------------------------

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from multiprocessing import get_context, resource_tracker
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.measure import cores
@@ -55,7 +55,8 @@ class WorkerPool(ProcessPoolExecutor):
     are ended by stop(). submit() returns ordinary futures (wait and as_completed work on them)."""
 
     def __init__(self, workers: int):
-        with _signals_held():  # it may start multiprocessing's resource tracker
+        with _signals_held():  # the resource tracker and the workers start deaf to SIGINT and SIGHUP
+            resource_tracker.ensure_running()
             super().__init__(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_start_worker, initargs=(os.getpid(),))
         self._futures: list[Future] = []
@@ -134,13 +135,18 @@ def collect(pending: dict[Future, object], on_done: Callable[[object, object], N
 
 
 HELD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# blocked while a child starts, so that it is born with them blocked: the parent alone acts on a Ctrl-C or a closed
+# terminal (both reach the whole process group). multiprocessing's resource tracker ignores SIGINT and SIGTERM
+# itself but not SIGHUP: killed by it, it was started again and printed a traceback per worker it did not know.
+BLOCKED_IN_CHILDREN = tuple(getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name))
 
 
 @contextlib.contextmanager
 def _signals_held():
     """Hold stop signals for the block. Their Python handlers run when it ends (a Ctrl-C then
-    raises where it is safe); SIGINT is also blocked in this thread meanwhile, so a worker started
-    here inherits the block and is born deaf to Ctrl-C, before its initializer ignores it."""
+    raises where it is safe); SIGINT and SIGHUP are also blocked in this thread meanwhile, so a
+    process started here (a worker, the resource tracker) inherits the block and is born deaf to
+    them (a worker's initializer then ignores SIGINT; SIGHUP stays blocked for its life)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -149,7 +155,7 @@ def _signals_held():
     for signum, handler in handlers.items():
         if callable(handler):
             signal.signal(signum, lambda signum, frame: held.append((signum, frame)))
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(BLOCKED_IN_CHILDREN))
     try:
         yield
     finally:

@@ -40,6 +40,9 @@ from pipeline.core.pitch import note_name
 if TYPE_CHECKING:
     import pandas as pd
 
+PHRASES_FILE = "phrases.csv"     # the phrases of a dataset (pipeline/data/phrase_build.py)
+FRAMES_FILE = "frames.csv"       # every phrase's frame table in one
+
 MANIFEST_FILE = "manifest.csv"
 CLIPS_DIR = "clips"
 SHARDS_DIR = "shards"      # the data stage's record of each finished shard: KEY.csv
@@ -226,3 +229,28 @@ def read_clips(data_dir, frame: pd.DataFrame) -> np.ndarray:
     for i, rel in enumerate(frame["path"]):
         out[i] = read_clip(folder / rel)
     return out
+
+
+def load_phrases(data_dir) -> pd.DataFrame:
+    """phrases.csv of a dataset folder (or a Config)."""
+    import pandas as pd
+
+    folder = Path(getattr(data_dir, "data_dir", data_dir))
+    try:
+        return pd.read_csv(folder / PHRASES_FILE, keep_default_na=False, na_values=[""],
+                           dtype={"timbre": str, "augment": str, "path": str})
+    except FileNotFoundError:
+        raise PipelineError(f"{folder / PHRASES_FILE} not found; build phrases with phrases.enabled = true "
+                            "and make data") from None
+
+
+def load_frames(data_dir) -> pd.DataFrame:
+    """frames.csv of a dataset folder (or a Config): one row per 10 ms frame of every phrase."""
+    import pandas as pd
+
+    folder = Path(getattr(data_dir, "data_dir", data_dir))
+    try:
+        return pd.read_csv(folder / FRAMES_FILE, keep_default_na=False, dtype={"flag": str, "path": str})
+    except FileNotFoundError:
+        raise PipelineError(f"{folder / FRAMES_FILE} not found; build phrases with phrases.enabled = true "
+                            "and make data") from None

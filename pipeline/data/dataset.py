@@ -320,6 +320,10 @@ def _write_outputs(cfg: Config, rows: pd.DataFrame, plan: Plan, shards: list[Sha
     labelled, verdicts = _label(cfg, rows)
     manifest = labelled[labelled["drop_reason"].isna()][MANIFEST_COLUMNS].reset_index(drop=True)
     dropped = pd.concat([rows[rows["drop_reason"].notna()], labelled[labelled["drop_reason"].notna()]])
+    if manifest.empty and len(rows):  # every clip dropped by the gate or the audit: no dataset (records stay)
+        counts = ", ".join(f"{reason} {n}" for reason, n in dropped["drop_reason"].value_counts().items())
+        raise PipelineError(f"every clip of {cfg.name} was dropped ({counts}); loosen the [gate] or [audit] "
+                            "settings, or check data.soundfonts and data.instruments")
     summary = {
         "config": cfg.to_dict(),
         "params_fingerprint": params_fingerprint(cfg, plan.fonts),  # which data slice built it (make checks)

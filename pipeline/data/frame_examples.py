@@ -34,9 +34,16 @@ from pipeline.core.artifacts import (
 )
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
-from pipeline.data.clips import load_manifest, manifest_path, read_clip, read_phrase, split_rows
+from pipeline.data.clips import (
+    FRAMES_FILE,
+    PHRASES_FILE,
+    load_manifest,
+    manifest_path,
+    read_clip,
+    read_phrase,
+    split_rows,
+)
 from pipeline.data.feature_files import BUILD_FILE, DONE_FILE, features_dir
-from pipeline.data.phrase_build import FRAMES_FILE, PHRASES_FILE
 from pipeline.data.phrase_labels import frame_levels_db, read_frame_table
 from pipeline.dsp.log_spectrum import HOP, PAD
 

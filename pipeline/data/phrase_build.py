@@ -7,7 +7,8 @@ tables that describe them.
 
 Both are written only when their content changes (make's features follow only then); frames.csv
 is streamed, phrase by phrase, so memory does not grow with the dataset. Reading: see
-pipeline/data/phrase_labels.py for the frame table's columns, `load_phrases` and `load_frames`.
+pipeline/data/phrase_labels.py for the frame table's columns, pipeline.data.clips's `load_phrases`
+and `load_frames`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pipeline.core.artifacts import AtomicFile, ensure_dir, write_if_changed
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.data import phrase_labels, shard_runs
-from pipeline.data.clips import file_intact
+from pipeline.data.clips import FRAMES_FILE, PHRASES_FILE, file_intact
 from pipeline.data.phrase_plan import PHRASES_DIR, PhraseShardTask, plan_phrase_shards, plan_phrases
 from pipeline.data.phrases import render_phrase_shard
 from pipeline.data.rendering import require_fluidsynth
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PHRASES_FILE = "phrases.csv"
-FRAMES_FILE = "frames.csv"
 FILE_COLUMNS = (("path", "sha256"), ("frames_path", "frames_sha256"), ("curve_path", "curve_sha256"))
 PHRASE_COLUMNS = ["path", "split", "source", "kind", "instrument", "instrument_name", "timbre", "program", "family",
                   "style", "index", "seconds", "frames", "voiced_frames", "clean_frames", "flagged_frames",
@@ -145,28 +144,3 @@ def summary(manifest: pd.DataFrame) -> dict:
         "f0_hz": [round(float(manifest["f0_min"].min()), 2), round(float(manifest["f0_max"].max()), 2)]
         if manifest["f0_min"].notna().any() else None,
     }
-
-
-def load_phrases(data_dir) -> pd.DataFrame:
-    """phrases.csv of a dataset folder (or a Config)."""
-    import pandas as pd
-
-    folder = Path(getattr(data_dir, "data_dir", data_dir))
-    try:
-        return pd.read_csv(folder / PHRASES_FILE, keep_default_na=False, na_values=[""],
-                           dtype={"timbre": str, "augment": str, "path": str})
-    except FileNotFoundError:
-        raise PipelineError(f"{folder / PHRASES_FILE} not found; build phrases with phrases.enabled = true "
-                            "and make data") from None
-
-
-def load_frames(data_dir) -> pd.DataFrame:
-    """frames.csv of a dataset folder (or a Config): one row per 10 ms frame of every phrase."""
-    import pandas as pd
-
-    folder = Path(getattr(data_dir, "data_dir", data_dir))
-    try:
-        return pd.read_csv(folder / FRAMES_FILE, keep_default_na=False, dtype={"flag": str, "path": str})
-    except FileNotFoundError:
-        raise PipelineError(f"{folder / FRAMES_FILE} not found; build phrases with phrases.enabled = true "
-                            "and make data") from None

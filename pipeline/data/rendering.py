@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.core.artifacts import sha256_file
-from pipeline.core.config import is_bare_name
+from pipeline.core.config_files import is_bare_name
 from pipeline.core.errors import PipelineError, silenced_stderr
 from pipeline.core.instruments import resolve_instrument
 from pipeline.data import fluid

@@ -109,7 +109,8 @@ def export_dataset(cfg: Config, formats=tuple(FORMATS), out: str | Path | None =
 def _export_phrases(data_dir: Path, folder: Path, formats, shard_size: int) -> list[Exported]:
     """The phrases (phrases.csv) in every format but NSynth's, under exports/NAME/phrases/, each row
     with its frames as lists (frame_time, frame_f0_hz, frame_voiced, frame_trusted)."""
-    from pipeline.data.phrase_build import PHRASE_COLUMNS, PHRASES_FILE, load_phrases
+    from pipeline.data.clips import PHRASES_FILE, load_phrases
+    from pipeline.data.phrase_build import PHRASE_COLUMNS
 
     if not (data_dir / PHRASES_FILE).is_file():
         return []

@@ -116,3 +116,36 @@ def track_audio(pieces: Iterable[np.ndarray], predictor,
     for piece in pieces:
         tracker.feed(piece)
     return tracker.finish()
+
+
+NOTE_SECONDS = 1.0                 # a one-note summary is made fine from (at most) its middle second
+
+
+def refine_note(blocks: Iterable[np.ndarray], times: np.ndarray, hz: np.ndarray) -> np.ndarray:
+    """A frame model's frames of one note (`times` in s, `hz`), moved together so that their median
+    is what the note's own middle second says (pipeline.dsp.fine_pitch.refine_estimates, as the
+    clip models' summaries): one long window resolves the partials far better than a frame's
+    64 ms. `blocks`: the recording's 16 kHz audio in pieces (pipeline.dsp.audio.audio_blocks)."""
+    from pipeline.dsp.fine_pitch import refine_estimates
+
+    middle, half = float(np.median(times)), NOTE_SECONDS / 2
+    start = round(max(float(times.min()), middle - half) * C.SAMPLE_RATE)
+    stop = round(min(float(times.max()), middle + half) * C.SAMPLE_RATE)
+    if stop - start < WINDOWS[0]:
+        return hz
+    centre = float(np.exp(np.median(np.log(hz))))
+    fine = refine_estimates(_samples_between(blocks, start, stop)[None], np.array([centre]))[0]
+    return hz * (fine / centre) if np.isfinite(fine) and fine > 0 else hz
+
+
+def _samples_between(blocks: Iterable[np.ndarray], start: int, stop: int) -> np.ndarray:
+    """Samples start..stop of audio given in pieces, reading no further than `stop`."""
+    parts, at = [], 0
+    for block in blocks:
+        low, high = max(start - at, 0), min(stop - at, len(block))
+        if high > low:
+            parts.append(block[low:high])
+        at += len(block)
+        if at >= stop:
+            break
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)

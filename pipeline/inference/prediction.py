@@ -51,7 +51,7 @@ from pipeline.core.pitch import hz_to_midi, midi_to_hz, note_name
 from pipeline.dsp.audio import audio_blocks, read_audio, to_model_rate
 from pipeline.dsp.fine_pitch import refine_estimates
 from pipeline.dsp.log_spectrum import HOP
-from pipeline.inference.frame_tracking import FrameTracker
+from pipeline.inference.frame_tracking import FrameTracker, refine_note
 from pipeline.inference.frames import MIN_AUDIO_SECONDS, Prediction, Track, analyse
 from pipeline.inference.outputs import output_path, write_csv, write_prediction
 from pipeline.inference.predictor import load_predictor
@@ -290,6 +290,14 @@ def _predictions(paths: Sequence[Path], predictor, hop: int, batch_size: int, pi
             yield path, PipelineError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}")
 
 
+def _note_refinement(path: Path, prediction: Prediction, track: Track | None):
+    """How a summary's frames (frame indices, hz) are made fine from the file's own audio: a clip
+    model's each from its window; a frame model's together, from the note's middle second."""
+    if track is not None:
+        return lambda frames, hz: refine_estimates(track.windows(frames), hz)
+    return lambda frames, hz: refine_note(audio_blocks(path), prediction.time[frames], hz)
+
+
 def _in_range(prediction: Prediction, pitch_range) -> Prediction:
     """A clip model's frames outside (fmin, fmax) get confidence 0."""
     fmin, fmax = pitch_range
@@ -328,8 +336,7 @@ def iter_files(paths: Iterable[str | Path], predictor, output_dir: str | Path | 
         result.prediction = prediction
         if summary:
             try:
-                fine = (lambda frames, hz, track=track: refine_estimates(track.windows(frames), hz)) \
-                    if refine and track else None
+                fine = _note_refinement(key, prediction, track) if refine else None
                 result.summary = summarize(prediction.frequency, prediction.confidence, fine)
                 if result.summary.spread_cents > SPREAD_WARNING_CENTS:
                     result.warning = (f"{key}: its frames spread over {result.summary.spread_cents:.0f} cents: a "

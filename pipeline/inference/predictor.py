@@ -1,6 +1,8 @@
 """Inference: a trained model ready to answer, without TensorFlow when it can be.
 
 `load_predictor(path)` gives the fastest predictor a model folder allows:
+- a frame model (the default and shipped one) runs in ONNX Runtime, block by block over a
+  recording's 10 ms frames (pipeline/inference/frame_tracking.py);
 - a stream model (models/NAME/model.keras with its model.onnx beside it, or an .onnx file, or
   the default model shipped in the package) runs in ONNX Runtime: no TensorFlow import, and
   one pass over a recording's spectrogram gives every window's output (`predict_columns`);
@@ -18,14 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core import constants as C
-from pipeline.core.artifacts import sha256_file
 from pipeline.core.errors import PipelineError, silenced_stderr
 from pipeline.model.encodings import encoding_from_dict
-from pipeline.model.metadata import read_metadata, sidecar_path
+from pipeline.model.metadata import MODEL_ID, RETRAIN, check_model_file, read_metadata, sidecar_path
 from pipeline.model.networks import Predictor
 
 ONNX_SUFFIX = ".onnx"
 SHIPPED_MODEL = "default.onnx"     # pipeline/models/default.onnx and default.json, package data
+STREAM_INPUTS = {"spectrogram": "tensor(float)", "positions": "tensor(int64)"}   # pipeline.model.export's graph
+STREAM_OUTPUT = "probs"
+FRAME_INPUTS = {"log_spectra": "tensor(float)"}                                  # pipeline.model.frame_export's
+FRAME_OUTPUT = "activations"
 
 
 def default_model_path() -> Path:
@@ -39,12 +44,15 @@ def onnx_path(model_path: str | Path) -> Path:
 
 
 class OnnxPredictor:
-    """A stream model in ONNX Runtime: spectrogram columns in, (Hz, confidence) per window out."""
+    """A stream model in ONNX Runtime: spectrogram columns in, (Hz, confidence) per window out.
 
-    def __init__(self, path: Path, metadata: dict):
-        self.path, self.metadata = path, metadata
+    Loaded only when the graph is the file its metadata records (sha256) and takes the inputs
+    and gives the output of a stream model's export; its outputs are checked as they come."""
+
+    def __init__(self, path: Path, metadata: dict, fix: str = RETRAIN):
+        self.path, self.metadata, self.fix = path, metadata, fix
         self.encoding = encoding_from_dict(metadata["encoding"])
-        self.session = _session(path)
+        self.session = _session(path, metadata, fix, STREAM_INPUTS, STREAM_OUTPUT, "a stream model's export")
 
     scaling = property(lambda self: self.metadata["scaling"])
     variant = property(lambda self: self.metadata["variant"])
@@ -65,6 +73,11 @@ class OnnxPredictor:
         if positions.size and (positions.min() < 0 or positions.max() > batch.shape[2] - C.N_FRAMES):
             raise PipelineError("window positions fall outside the spectrogram")
         probs = self.session.run(None, {"spectrogram": batch, "positions": positions})[0]
+        if probs.ndim != 3 or probs.shape[1] != self.encoding.n_outputs:
+            raise PipelineError(f"model {self.path} gives {probs.shape[1:2]} pitch bins where its metadata says "
+                                f"{self.encoding.n_outputs}: the two files are of different models; {self.fix}")
+        if not np.isfinite(probs).all():
+            raise PipelineError(f"model {self.path} gives non-finite outputs (damaged weights?); {self.fix}")
         return np.moveaxis(probs, 1, 2).reshape(-1, probs.shape[1])
 
     def predict(self, spectrograms: np.ndarray, batch_size: int = C.PREDICT_BATCH) -> tuple[np.ndarray, np.ndarray]:
@@ -81,22 +94,30 @@ class OnnxPredictor:
 
 class FramePredictor:
     """A frame model in ONNX Runtime: log spectra of consecutive frames in, activations per pitch
-    bin of the inner ones out (pipeline/model/frame_export.py)."""
+    bin of the inner ones out (pipeline/model/frame_export.py). Loaded and checked as OnnxPredictor."""
 
-    def __init__(self, path: Path, metadata: dict):
-        self.path, self.metadata = path, metadata
+    def __init__(self, path: Path, metadata: dict, fix: str = RETRAIN):
+        self.path, self.metadata, self.fix = path, metadata, fix
         self.encoding = encoding_from_dict(metadata["encoding"])
         self.context = int(metadata.get("config", {}).get("model", {}).get("frame_context", 2))
-        self.session = _session(path)
+        self.session = _session(path, metadata, fix, FRAME_INPUTS, FRAME_OUTPUT, "a frame model's export")
 
     variant = property(lambda self: self.metadata["variant"])
 
     def frame_activations(self, spectra: np.ndarray) -> np.ndarray:
-        """(T, 2, 448) log spectra -> (T - 2 context, bins) activations."""
-        return self.session.run(None, {"log_spectra": np.ascontiguousarray(spectra, dtype=np.float32)})[0]
+        """(T, 2, 448) log spectra -> (T - 2 context, bins) activations, checked."""
+        acts = self.session.run(None, {"log_spectra": np.ascontiguousarray(spectra, dtype=np.float32)})[0]
+        if acts.ndim != 2 or acts.shape[1] != self.encoding.n_outputs:
+            raise PipelineError(f"model {self.path} gives {acts.shape[1:2]} pitch bins where its metadata says "
+                                f"{self.encoding.n_outputs}: the two files are of different models; {self.fix}")
+        if not np.isfinite(acts).all():
+            raise PipelineError(f"model {self.path} gives non-finite outputs (damaged weights?); {self.fix}")
+        return acts
 
 
-def _session(path: Path):
+def _session(path: Path, metadata: dict, fix: str, inputs: dict, output: str, what: str):
+    """An ONNX Runtime session of a graph that is the file its metadata records (sha256 and the
+    training run's id inside it) and has the given inputs and output; one line for anything else."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -104,22 +125,20 @@ def _session(path: Path):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own types for a damaged file
+        check_model_file(path, metadata, fix)   # a file that is not the recorded one: named as damaged
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise PipelineError(f"model {path} cannot be loaded ({first[:200]}); retrain it with make train "
-                            "or use the default model") from None
+        raise PipelineError(f"model {path} cannot be loaded ({first[:200]}); {fix}") from None
+    check_model_file(path, metadata, fix, embedded_id=session.get_modelmeta().custom_metadata_map.get(MODEL_ID))
+    found = {i.name: i.type for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    if found != inputs or outputs != [output]:
+        raise PipelineError(f"model {path} is not {what} (inputs {sorted(found)}, outputs {outputs}); {fix}")
+    return session
 
 
 SHIPPED_FIX = "reinstall the package (pip install -e .) or rebuild the model with make shipped-model"
-
-
-def _check_recorded_sha256(path: Path, metadata: dict, fix: str) -> None:
-    """A model whose metadata records its file's sha256 (the shipped one) is checked at every load:
-    a flipped byte in its weights would not stop ONNX Runtime, only make it answer wrongly."""
-    recorded = metadata.get("onnx_sha256")
-    if recorded and sha256_file(path) != recorded:
-        raise PipelineError(f"model {path} is damaged (its sha256 is not the one its metadata records); {fix}")
 
 
 def load_predictor(path: str | Path | None = None):
@@ -131,11 +150,11 @@ def load_predictor(path: str | Path | None = None):
         raise PipelineError(f"model {path} not found; " + (SHIPPED_FIX if shipped else
                             "train one with make train (or python -m pipeline train), or give no model "
                             "to use the shipped default"))
-    metadata = read_metadata(path)
+    fix = SHIPPED_FIX if shipped else RETRAIN
+    metadata = read_metadata(path, fix)
     fast = path if path.suffix == ONNX_SUFFIX else onnx_path(path)
     if metadata.get("variant") in ("stream", "frames") and fast.is_file():
-        _check_recorded_sha256(fast, metadata, SHIPPED_FIX if shipped else "retrain it with make train")
-        return (FramePredictor if metadata["variant"] == "frames" else OnnxPredictor)(fast, metadata)
+        return (FramePredictor if metadata["variant"] == "frames" else OnnxPredictor)(fast, metadata, fix)
     if path.suffix == ONNX_SUFFIX:
         raise PipelineError(f"{path} is not a stream model's export (its {sidecar_path(path).name} says "
                             f"{metadata.get('variant')!r}); pass its model.keras instead")

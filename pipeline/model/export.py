@@ -18,15 +18,24 @@ ONNX Runtime alone, no TensorFlow."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core import constants as C
-from pipeline.core.artifacts import sha256_bytes, write_bytes, write_json
+from pipeline.core.artifacts import sha256_bytes, write_bytes
 from pipeline.core.config import ModelConfig
 from pipeline.core.errors import PipelineError
+from pipeline.model.metadata import (
+    FILES,
+    MODEL_ID,
+    check_model_file,
+    file_kind,
+    keras_model_id,
+    read_metadata,
+    sidecar_path,
+    write_metadata,
+)
 from pipeline.model.stream_network import (
     MODULATION_BANDS,
     MODULATION_FLOOR,
@@ -83,10 +92,11 @@ class _Graph:
         return self.op("Relu", [y], layer.name + "_relu") if relu else y
 
 
-def export_network(network, model_cfg: ModelConfig, variant: str, half: bool = True):
-    """The ONNX form of a trained stream or frame network (an onnx.ModelProto, checked)."""
+def export_network(network, model_cfg: ModelConfig, variant: str, half: bool = True, model_id: str | None = None):
+    """The ONNX form of a trained stream or frame network (an onnx.ModelProto, checked); `model_id`
+    (the training run's, as model.json records it) goes into the graph's metadata."""
     if variant == "stream":
-        return export_stream(network, model_cfg, half)
+        return export_stream(network, model_cfg, half, model_id)
     import onnx
 
     from pipeline.model.frame_export import export_frames
@@ -96,12 +106,15 @@ def export_network(network, model_cfg: ModelConfig, variant: str, half: bool = T
     h = g.helper
     model = h.make_model(h.make_graph(g.nodes, "f0_frames", inputs, outputs, g.initializers),
                          opset_imports=[h.make_opsetid("", OPSET)], producer_name="pitch-pipeline")
+    if model_id:
+        h.set_model_props(model, {MODEL_ID: model_id})
     onnx.checker.check_model(model)
     return model
 
 
-def export_stream(network, model_cfg: ModelConfig, half: bool = True):
-    """The sliding form of a trained stream network, as an onnx.ModelProto (checked)."""
+def export_stream(network, model_cfg: ModelConfig, half: bool = True, model_id: str | None = None):
+    """The sliding form of a trained stream network, as an onnx.ModelProto (checked); `model_id` (the
+    training run's, as model.json records it) goes into the graph's metadata."""
     import onnx
 
     layers = {layer.name: layer for layer in network.layers}
@@ -121,6 +134,8 @@ def export_stream(network, model_cfg: ModelConfig, half: bool = True):
                          [h.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT, ["N", "bins", "F"])],
                          g.initializers)
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="pitch-pipeline")
+    if model_id:
+        h.set_model_props(model, {MODEL_ID: model_id})
     onnx.checker.check_model(model)
     return model
 
@@ -245,9 +260,9 @@ SHIPPED_LIMIT_BYTES = 5 * 1024 * 1024   # the package carries at most this much 
 
 
 def export_model(model_path: str | Path, half: bool = True) -> Path:
-    """models/NAME/model.keras (a stream model) -> models/NAME/model.onnx beside it; returns its path."""
+    """models/NAME/model.keras (a stream model) -> models/NAME/model.onnx beside it, and model.json
+    recording its checksum; returns its path."""
     from pipeline.core.backend import import_keras
-    from pipeline.model.metadata import read_metadata
     from pipeline.model.networks import custom_layers
 
     model_path = Path(model_path)
@@ -255,24 +270,30 @@ def export_model(model_path: str | Path, half: bool = True) -> Path:
     if meta.get("variant") not in ("stream", "frames"):
         raise PipelineError(f"{model_path} is a {meta.get('variant')!r} model; only stream and frame models export "
                             "to ONNX (set model.variant = \"frames\" and retrain)")
+    check_model_file(model_path, meta, embedded_id=keras_model_id(model_path))
     require_onnx()
     keras = import_keras()
     network = keras.saving.load_model(model_path, compile=False, custom_objects=custom_layers())
     model_cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"]["model"].items()})
-    return write_onnx(export_network(network, model_cfg, meta["variant"], half=half), model_path.with_suffix(".onnx"))
+    graph = export_network(network, model_cfg, meta["variant"], half=half, model_id=meta.get(MODEL_ID))
+    data = graph.SerializeToString()
+    target = model_path.with_suffix(".onnx")
+    write_bytes(target, data)
+    write_metadata(model_path, meta, {**meta[FILES], file_kind(target): sha256_bytes(data)})
+    return target
 
 
 def install_default(onnx_file: str | Path, package_models: Path) -> list[Path]:
-    """Copy a stream model's ONNX file and its metadata into the package as the default model."""
+    """Copy a stream model's ONNX file and its metadata (which records the file's sha256, checked at
+    every load) into the package as the default model."""
     onnx_file = Path(onnx_file)
     size = onnx_file.stat().st_size
     if size > SHIPPED_LIMIT_BYTES:
         raise PipelineError(f"{onnx_file} is {size / 2**20:.1f} MiB; the package ships at most "
                             f"{SHIPPED_LIMIT_BYTES / 2**20:.0f} MiB: use a smaller network")
+    meta = read_metadata(onnx_file)
+    check_model_file(onnx_file, meta)
     targets = [package_models / "default.onnx", package_models / "default.json"]
-    data = onnx_file.read_bytes()
-    metadata = json.loads(onnx_file.with_suffix(".json").read_text())
-    metadata["onnx_sha256"] = sha256_bytes(data)  # checked at every load
-    write_bytes(targets[0], data)
-    write_json(targets[1], metadata)
+    write_bytes(targets[0], onnx_file.read_bytes())
+    write_bytes(targets[1], sidecar_path(onnx_file).read_bytes())
     return targets

@@ -27,7 +27,7 @@ from pipeline.core.backend import import_keras
 from pipeline.core.config import ModelConfig
 from pipeline.core.errors import PipelineError
 from pipeline.model.encodings import encoding_from_dict
-from pipeline.model.metadata import read_metadata
+from pipeline.model.metadata import check_model_file, keras_model_id, read_metadata
 
 REFERENCE_FILTERS = (64, 128, 128, 256)  # the original experiment's four Conv2D layers
 CONV_KERNEL = (3, 3)
@@ -153,6 +153,8 @@ class Predictor:
             raise PipelineError(f"model {path} not found; train one with make train "
                                 "(or python -m pipeline train) or give the path of a trained model")
         meta = read_metadata(path)
+        # the very file its metadata describes (a flipped byte would still load)
+        check_model_file(path, meta, embedded_id=keras_model_id(path))
         keras = import_keras()
         try:
             network = keras.saving.load_model(path, compile=False, custom_objects=custom_layers())

@@ -13,10 +13,8 @@ The epoch's shuffle comes from (seed, epoch), so a resumed run sees the same bat
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -33,8 +31,10 @@ from pipeline.core.artifacts import (
     fingerprint,
     read_json,
     remove_stale_temporaries,
+    sha256_bytes,
+    sha256_file,
     tool_versions,
-    write_json,
+    write_bytes,
     write_text,
 )
 from pipeline.core.config import Config
@@ -43,15 +43,21 @@ from pipeline.core.pitch import cents, within
 from pipeline.data.clips import DATASET_FILE
 from pipeline.data.feature_files import dataset_hash, load_split
 from pipeline.model.batches import BatchMaker, Changes, epoch_batches, make_dataset
+from pipeline.model.checkpoints import (
+    CHECKPOINT_DIR,
+    HISTORY_FILE,
+    REFERENCE_DIR,
+    Checkpoints,
+    check_model_folder,
+)
+from pipeline.model.devices import fit_multi_worker, is_chief, multi_worker, training_devices
 from pipeline.model.encodings import encoding_to_dict, make_encoding
 from pipeline.model.epoch_bar import epoch_bar
-from pipeline.model.metadata import sidecar_path
-from pipeline.model.networks import build_network, custom_layers, import_keras
+from pipeline.model.metadata import MODEL_ID, mark_keras, write_metadata
+from pipeline.model.networks import build_network
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-HISTORY_FILE = "history.csv"
 # best-model selection and early stopping watch this (lower is better): the loss, because
 # the mean error in cents swings with a handful of octave errors from epoch to epoch
 MONITOR = "val_loss"
@@ -80,41 +86,37 @@ class TrainingData:
         if len(train_x) == 0:
             raise PipelineError(f"the training split of {cfg.name} is empty; add instruments or notes "
                                 "to data.instruments / data.note_low..note_high")
-        mean, std = input_stats(train_x)
-        return cls(train_x, train_rows["frequency"].to_numpy(np.float64), val_x,
-                   val_rows["frequency"].to_numpy(np.float64), mean, std, dataset_hash(cfg))
+        train_hz, val_hz = (_labels(cfg, rows) for rows in (train_rows, val_rows))
+        mean, std = input_stats(train_x, f"{cfg.data_dir}/features/train.npy")
+        input_stats(val_x, f"{cfg.data_dir}/features/val.npy")  # every value finite there too
+        return cls(train_x, train_hz, val_x, val_hz, mean, std, dataset_hash(cfg))
 
 
-def input_stats(features: np.ndarray, chunk: int = 512) -> tuple[float, float]:
-    """Mean and std of every value, read a chunk at a time so memory stays flat."""
+def _labels(cfg: Config, rows) -> np.ndarray:
+    """The rows' frequencies, each a finite number of Hz (the manifest is a file a hand may have changed)."""
+    hz = pd.to_numeric(rows["frequency"], errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~(np.isfinite(hz) & (hz > 0)))
+    if len(bad):
+        raise PipelineError(f"{cfg.data_dir}/manifest.csv gives {rows['path'].iloc[bad[0]]} the frequency "
+                            f"{rows['frequency'].iloc[bad[0]]}, not a number of Hz; run make data to write it again")
+    return hz
+
+
+def input_stats(features: np.ndarray, name: str = "the features", chunk: int = 512) -> tuple[float, float]:
+    """Mean and std of every value, read a chunk at a time so memory stays flat; a value that is not
+    finite (a damaged file) raises PipelineError naming its row."""
     total = total_sq = 0.0
     for i in range(0, len(features), chunk):
         block = np.asarray(features[i:i + chunk], dtype=np.float64)
-        total += block.sum()
-        total_sq += np.square(block).sum()
-    count = features[0].size * len(features)
+        sums = block.sum(), np.square(block).sum()
+        if not np.isfinite(sums).all():
+            row = i + int(np.flatnonzero(~np.isfinite(block).all(axis=(1, 2)))[0])
+            raise PipelineError(f"{name} row {row} holds a value that is not finite (a damaged file); delete it "
+                                "and run make features (or pipeline features)")
+        total, total_sq = total + sums[0], total_sq + sums[1]
+    count = max(features[0].size * len(features), 1) if len(features) else 1
     mean = total / count
     return float(mean), float(math.sqrt(max(total_sq / count - mean ** 2, 1e-12)))
-
-
-# --- devices -------------------------------------------------------------------------------
-def _devices(cfg: Config):
-    """(distribution strategy, whether mixed precision is on, GPUs seen).
-
-    TF_CONFIG set (several machines, each running the same `pipeline train`):
-    MultiWorkerMirroredStrategy; several local GPUs: MirroredStrategy; else the default.
-    """
-    keras = import_keras()  # first: it keeps TensorFlow's start-up lines off the terminal
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # first: it must precede other TF work
-    gpus = tf.config.list_physical_devices("GPU")
-    mixed = bool(gpus) and cfg.train.mixed_precision
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    if not os.environ.get("TF_CONFIG"):
-        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    return strategy, mixed, len(gpus)
 
 
 # --- one model ----------------------------------------------------------------------------
@@ -145,57 +147,7 @@ def compile_network(network, cfg: Config, variant: str) -> None:
     network.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss, metrics=metrics)
 
 
-class _Run:
-    """The checkpoint folder of one model: last model, best weights, state.json."""
-
-    def __init__(self, folder: Path, fingerprint: str):
-        self.folder = folder
-        self.fingerprint = fingerprint
-        self.state = {"fingerprint": fingerprint, "epochs_done": 0, "best": None, "best_epoch": None,
-                      "wait": 0, "stopped": False, "history": []}
-
-    @property
-    def last(self) -> Path:
-        return self.folder / "last.keras"
-
-    @property
-    def best(self) -> Path:
-        return self.folder / "best.weights.h5"
-
-    def resume(self):
-        """The compiled model of an interrupted run with this fingerprint, else None."""
-        try:
-            state = json.loads((self.folder / "state.json").read_text())
-        except (OSError, ValueError):
-            return None
-        if state.get("fingerprint") != self.fingerprint or not self.last.is_file():
-            return None
-        import keras
-
-        try:
-            network = keras.saving.load_model(self.last, custom_objects=custom_layers())
-        except Exception:  # a damaged checkpoint only means starting over
-            return None
-        self.state = state
-        return network
-
-    def reset(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        ensure_dir(self.folder)
-
-    def save(self, network, improved: bool) -> None:
-        if improved:
-            with atomic_path(self.best) as tmp:
-                # Keras insists on the .weights.h5 ending, which the temporary name lacks
-                staged = tmp.with_suffix(".weights.h5")
-                network.save_weights(staged)
-                os.replace(staged, tmp)
-        with atomic_path(self.last) as tmp:
-            network.save(tmp)
-        write_json(self.folder / "state.json", self.state)
-
-
-def _epoch_callback(cfg: Config, run: _Run, data: TrainingData, encoding, plan: dict, history_path: Path,
+def _epoch_callback(cfg: Config, run: Checkpoints, data: TrainingData, encoding, plan: dict, history_path: Path,
                     label: str):
     import keras
 
@@ -211,6 +163,10 @@ def _epoch_callback(cfg: Config, run: _Run, data: TrainingData, encoding, plan: 
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
                    "learning_rate": learning_rate(cfg, epoch, plan["epochs"])}
             row.update(validate(self.model, data, encoding))
+            if not all(math.isfinite(row[k]) for k in ("loss", "val_loss") if k in row):
+                raise PipelineError(f"[{label}] training diverged in epoch {epoch + 1} (its loss is not a finite "
+                                    f"number); the last good epoch is kept: lower train.learning_rate and run "
+                                    "again (or delete the model's checkpoints folder to start over)")
             row["samples_per_second"] = plan["steps"] * plan["batch"] / train_seconds
             row["seconds"] = time.perf_counter() - self.start
             score = row.get(MONITOR, row["loss"])
@@ -285,21 +241,13 @@ def train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, de
     write the same files to a temporary folder, deleted at the end (saving is collective), and no
     worker resumes: a run that resumed on some workers only would fall out of step."""
     strategy = devices[0]
-    if _is_chief(strategy):
+    if is_chief(strategy):
         return _train_variant(cfg, plan, out_dir, data, devices)
     scratch = Path(tempfile.mkdtemp(prefix="pipeline-worker-"))
     try:
         return _train_variant(cfg, plan, scratch, data, devices)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _is_chief(strategy) -> bool:
-    if not _multi_worker(strategy):
-        return True
-    resolver = strategy.cluster_resolver
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
 
 
 def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, devices) -> dict:
@@ -309,16 +257,15 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
     variant = plan["variant"]
     ensure_dir(out_dir)
     encoding = make_encoding(cfg, variant, data.train_hz)
-    run = _Run(out_dir / CHECKPOINT_DIR, _fingerprint(cfg, plan, data))
+    run = Checkpoints(out_dir / CHECKPOINT_DIR, _fingerprint(cfg, plan, data))
     keras.utils.set_random_seed(cfg.train.seed)
     with strategy.scope():
-        network = run.resume() if not _multi_worker(strategy) else None
-        if network is None:
-            run.reset()
-            network = _network(cfg, plan, encoding, data)
-            compile_network(network, cfg, variant)
-        else:
+        network = _network(cfg, plan, encoding, data)
+        compile_network(network, cfg, variant)
+        if not multi_worker(strategy) and run.resume(network):
             log.info(f"[{variant}] resuming after epoch {run.state['epochs_done']} from {run.folder}")
+        else:
+            run.clear()   # another run's checkpoint (other settings or data), or a damaged one
     network.summary(print_fn=lambda line, *a, **k: log.info(line))
     first = run.state["epochs_done"]
     if first < plan["epochs"] and not run.state["stopped"]:
@@ -326,8 +273,8 @@ def _train_variant(cfg: Config, plan: dict, out_dir: Path, data: TrainingData, d
         maker = batch_maker(cfg, variant, data, encoding)
         dataset = make_dataset(maker, batches, first_step=first * plan["steps"])
         callback = _epoch_callback(cfg, run, data, encoding, plan, out_dir / HISTORY_FILE, variant)
-        if _multi_worker(strategy):
-            _fit_multi_worker(network, strategy, dataset, plan, first, callback)
+        if multi_worker(strategy):
+            fit_multi_worker(network, strategy, dataset, plan, first, callback)
         else:
             network.fit(dataset, epochs=plan["epochs"], initial_epoch=first, steps_per_epoch=plan["steps"],
                         callbacks=[epoch_bar(variant, plan), callback], verbose=0, shuffle=False)
@@ -352,45 +299,6 @@ def batch_changes(cfg: Config, variant: str) -> Changes:
     return Changes(cfg.train.level_db, cfg.train.noise_share, cfg.features.scaling, cfg.train.seed)
 
 
-def _multi_worker(strategy) -> bool:
-    import tensorflow as tf
-
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-
-def _fit_multi_worker(network, strategy, dataset, plan: dict, first: int, callback) -> None:
-    """The epochs of `fit`, by hand, under MultiWorkerMirroredStrategy: Keras 3's fit fails there
-    (it averages its logged scalars along an axis they lack: keras-team/keras#20585). Each replica
-    takes its slice of the global batch; Keras' loss divides a replica's mean by the number of
-    replicas under tf.distribute, so the optimizer's all-reduced gradient sum is the global
-    batch's mean gradient and the summed losses its mean loss, as in fit."""
-    import tensorflow as tf
-
-    loss_fn, optimizer = network.loss, network.optimizer
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, network(x, training=True))
-            scaled = optimizer.scale_loss(loss)  # mixed precision's loss scale (identity otherwise)
-        optimizer.apply_gradients(zip(tape.gradient(scaled, network.trainable_variables),
-                                      network.trainable_variables))
-        return loss
-
-    @tf.function
-    def step(iterator):
-        return strategy.reduce("SUM", strategy.run(replica_step, args=next(iterator)), axis=None)
-
-    batches = iter(strategy.experimental_distribute_dataset(dataset))
-    network.stop_training = False
-    callback.set_model(network)
-    for epoch in range(first, plan["epochs"]):
-        callback.on_epoch_begin(epoch)
-        losses = [float(step(batches)) for _ in range(plan["steps"])]
-        callback.on_epoch_end(epoch, {"loss": float(np.mean(losses))})
-        if network.stop_training:
-            break
-
-
 def _network(cfg: Config, plan: dict, encoding, data: TrainingData):
     if plan["variant"] == "frames":
         from pipeline.model.frame_network import build_frame_network
@@ -410,7 +318,7 @@ def _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus) -> dict:
     best = next((r for r in history if r["epoch"] == run.state["best_epoch"]), {})
     speeds = [r["samples_per_second"] for r in history]
     return {
-        "format": C.MODEL_FORMAT, "format_version": C.MODEL_FORMAT_VERSION,
+        "format": C.MODEL_FORMAT, "format_version": C.MODEL_FORMAT_VERSION, MODEL_ID: run.fingerprint,
         "variant": plan["variant"], "width": plan["width"],
         "scaling": cfg.features.scaling, "feature_dtype": cfg.features.dtype,
         "encoding": encoding_to_dict(encoding),
@@ -429,38 +337,49 @@ def _metadata(cfg, plan, encoding, data, run, network, mixed, n_gpus) -> dict:
     }
 
 
-def _write_final(cfg, plan, encoding, data, run, out_dir: Path, meta: dict) -> None:
-    """A fresh, optimizer-free network with the best weights, then its metadata; checkpoints go."""
+def _write_final(cfg, plan, encoding, data, run: Checkpoints, out_dir: Path, meta: dict) -> None:
+    """A fresh, optimizer-free network with the best weights; its ONNX export (a stream model), the
+    metadata recording both files' sha256, and model.keras (the make target) renamed into place
+    last; then the checkpoints go."""
     import keras
 
     final = _network(cfg, plan, encoding, data)
-    if run.best.is_file():
-        final.load_weights(run.best)
+    if run.best_weights:
+        final.set_weights(run.best_weights)
     write_history(out_dir / HISTORY_FILE, run.state["history"])
-    write_json(sidecar_path(out_dir / C.MODEL_FILE), meta)
-    if plan["variant"] in ("stream", "frames"):  # before model.keras, the make target: it comes with its export
-        from pipeline.model.export import export_network, write_onnx
+    model_path = out_dir / C.MODEL_FILE
+    with atomic_path(model_path) as staged:
+        keras.saving.save_model(final, staged)
+        mark_keras(staged, meta[MODEL_ID])
+        files = {"keras": sha256_file(staged)}
+        if plan["variant"] in ("stream", "frames"):
+            from pipeline.model.export import export_network
 
-        write_onnx(export_network(final, cfg.model, plan["variant"]), (out_dir / C.MODEL_FILE).with_suffix(".onnx"))
-    with atomic_path(out_dir / C.MODEL_FILE) as tmp:
-        keras.saving.save_model(final, tmp)
-    shutil.rmtree(run.folder, ignore_errors=True)
+            graph = export_network(final, cfg.model, plan["variant"], model_id=meta[MODEL_ID]).SerializeToString()
+            files["onnx"] = sha256_bytes(graph)
+            write_bytes(model_path.with_suffix(".onnx"), graph)
+        write_metadata(model_path, meta, files)
+    run.clear()
 
 
 # --- the stage -----------------------------------------------------------------------------
 def train(cfg: Config) -> dict:
     """Train the configured model (and the reference model to compare with); returns metadata."""
     data = TrainingData.load(cfg)
+    reference = cfg.train.compare_reference and cfg.model.variant not in ("reference", "frames")
+    check_model_folder(cfg.model_dir)   # no link inside the folder sends a file elsewhere
+    if reference:
+        check_model_folder(cfg.model_dir / REFERENCE_DIR, own=True)
     if cfg.model_dir.is_dir():  # temporary files of a run that was killed (ours only, by their pattern)
         remove_stale_temporaries(cfg.model_dir, recursive=True)
-    devices = _devices(cfg)
+    devices = training_devices(cfg)
     log.info(f"training on {len(data.train_x)} clips, validating on {len(data.val_x)}; "
           f"{f'GPU x{devices[2]}' if devices[2] else 'CPU'}, mixed precision {'on' if devices[1] else 'off'}")
     n = len(data.train_x)
     results = {}
-    if cfg.train.compare_reference and cfg.model.variant not in ("reference", "frames"):
+    if reference:
         plan = model_plan(cfg, "reference", primary=False, n_train=n)
-        results["reference"] = train_variant(cfg, plan, cfg.model_dir / "reference", data, devices)
+        results["reference"] = train_variant(cfg, plan, cfg.model_dir / REFERENCE_DIR, data, devices)
     plan = model_plan(cfg, cfg.model.variant, primary=True, n_train=n)
     results[cfg.model.variant] = train_variant(cfg, plan, cfg.model_dir, data, devices)
     for name, meta in results.items():

@@ -27,7 +27,9 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import hz_to_midi, midi_to_hz, note_name, note_to_midi
 from pipeline.data.clips import CLIP_NAME_RE
 from pipeline.report.baselines import BaselineResult, baseline_names, run_baseline_on_files
-from pipeline.report.reporting import PLOT_TITLE, Estimator, predictions_table, write_report
+from pipeline.report.labels import read_labels, valid_hz
+from pipeline.report.pitch_plot import PLOT_TITLE
+from pipeline.report.reporting import Estimator, predictions_table, write_report
 
 log = logging.getLogger(__name__)
 
@@ -48,47 +50,12 @@ def label_from_name(path: str | Path) -> float | None:
     stem = Path(path).stem
     match = CLIP_NAME_RE.search(stem)
     if match:
-        return float(match.group(2))
+        return valid_hz(match.group(2))   # None for a frequency outside the MIDI range: no label
     midi = note_to_midi(stem)
     if midi is None:
         found = {m for m in map(note_to_midi, re.split(r"[_\-\s.]+", stem)) if m is not None}
         midi = found.pop() if len(found) == 1 else None   # two different notes: ambiguous
     return None if midi is None else float(midi_to_hz(midi))
-
-
-def _label_from_row(row: pd.Series) -> float | None:
-    if "frequency" in row and pd.notna(row["frequency"]):
-        try:
-            return float(row["frequency"])
-        except ValueError:
-            return None
-    if "note" in row and isinstance(row["note"], str):
-        midi = note_to_midi(row["note"])
-        return None if midi is None else float(midi_to_hz(midi))
-    if "midi" in row and pd.notna(row["midi"]):
-        return float(midi_to_hz(float(row["midi"])))
-    return None
-
-
-def labels_from_csv(csv_path: str | Path, audio_dir: str | Path) -> pd.DataFrame:
-    """Rows of a labels CSV (path + frequency, note or midi), paths resolved against AUDIO_DIR.
-
-    Other columns (instrument, segment, ...) are kept, so a dataset's manifest.csv works as-is.
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise PipelineError(f"labels file {csv_path} not found; pass a CSV with path,frequency or path,note columns")
-    try:
-        frame = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"labels file {csv_path} is not a readable CSV ({exc}); fix or re-export it") from None
-    if "path" not in frame.columns or not {"frequency", "note", "midi"} & set(frame.columns):
-        raise PipelineError(f"labels file {csv_path} needs a path column and a frequency, note or midi column; "
-                            f"it has {', '.join(map(str, frame.columns))}")
-    frame = frame.copy()
-    frame["file"] = [str(p if Path(p).is_absolute() else Path(audio_dir) / p) for p in frame["path"]]
-    frame["label_hz"] = [_label_from_row(row) for _, row in frame.iterrows()]
-    return frame
 
 
 def audio_files(audio_dir: str | Path) -> list[Path]:
@@ -163,7 +130,10 @@ def estimate_labels(labels: pd.DataFrame, estimate: Estimate) -> tuple[pd.DataFr
     frame = frame[~unlabeled & ~absent].reset_index(drop=True)
     if len(frame):
         hz, errors = _normalise_estimates(estimate(frame["file"].tolist()), len(frame))
-        for path, file, error, value in zip(frame["path"], frame["file"], errors, hz):
+        # a labels file's rows are named by their line too (pipeline.report.labels)
+        names = [f"line {line}: {path}" for line, path in zip(frame["line"], frame["path"])] if "line" in frame \
+            else frame["path"]
+        for path, file, error, value in zip(names, frame["file"], errors, hz):
             if error is not None:
                 problems.append(f"{path}: {error.removeprefix(f'{file}: ')}")   # name the file once
             elif not np.isfinite(value):
@@ -213,14 +183,20 @@ def evaluate_folder(audio_dir: str | Path, model_path: str | Path | None = None,
 
     audio_dir = Path(audio_dir)
     names = baseline_names(baselines)
-    labels = labels_from_csv(labels_csv, audio_dir) if labels_csv else labels_from_names(audio_dir)
+    if labels_csv:  # every row checked: a bad row is named by its line (pipeline.report.labels)
+        read = read_labels(labels_csv, audio_dir)
+        labels, problems, listed = read.frame, list(read.problems), read.rows
+    else:
+        labels, problems = labels_from_names(audio_dir), []
+        listed = len(labels)
     model_path = Path(model_path) if model_path else default_model_path()
     estimate = estimate or model_estimator(model_path, refine)
     started = time.perf_counter()
-    frame, problems = estimate_labels(labels, estimate)
+    frame, more = estimate_labels(labels, estimate)
     seconds = time.perf_counter() - started
+    problems += more
     if not len(frame):
-        return FolderEvaluation(frame, tuple(problems), len(labels), None, None)
+        return FolderEvaluation(frame, tuple(problems), listed, None, None)
     results = [run_baseline_on_files(name, frame["file"].tolist()) for name in names]
     relative = dict(zip(frame["file"], frame["path"]))
     for result in results:
@@ -231,7 +207,7 @@ def evaluate_folder(audio_dir: str | Path, model_path: str | Path | None = None,
     output = Path(output_dir) if output_dir else audio_dir / EVALUATION_DIR
     table = write_folder_evaluation(frame, output, {"audio_dir": str(audio_dir), "model": str(model_path)},
                                     results, speed)
-    return FolderEvaluation(frame, tuple(problems), len(labels), table, output)
+    return FolderEvaluation(frame, tuple(problems), listed, table, output)
 
 
 def write_folder_evaluation(frame: pd.DataFrame, out_dir: str | Path, context: dict,

@@ -81,3 +81,49 @@ def test_one_default_config_for_make_the_command_line_and_python():
     assert load_config() == load_config(REPO / "configs" / "default.toml") == load_config(default_config_path())
     assert load_config().data.soundfonts == ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2")
     assert load_config(None) == Config()
+
+
+def numeric_keys(cls=None, prefix=""):
+    """Every key of the config whose value is a number, or a list of numbers."""
+    import dataclasses
+    import typing
+
+    from pipeline.core.config import Config
+
+    cls = cls or Config
+    for field in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[field.name]
+        if dataclasses.is_dataclass(hint):
+            yield from numeric_keys(hint, f"{prefix}{field.name}.")
+        elif (typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else hint) in (int, float):
+            yield f"{prefix}{field.name}"
+
+
+def test_every_number_of_the_config_has_a_range_or_choices():
+    """A number that enters without bounds can switch a stage off silently (a gate at 1e300 dB)."""
+    from pipeline.core.config import RULES
+
+    keys = list(numeric_keys())
+    assert "gate.silent_peak_dbfs" in keys and len(keys) > 60
+    assert [k for k in keys if k not in RULES.ranges and k not in RULES.choices] == []
+
+
+@pytest.mark.parametrize("override, message", [
+    ("gate.silent_peak_dbfs=nan", "must be a finite number"), ("gate.silent_peak_dbfs=inf", "must be a finite number"),
+    ("gate.silent_peak_dbfs=-1e300", "out of range"), ("gate.min_rms_db_below_note=1e300", "out of range"),
+    ("gate.min_rms_db_below_note=-inf", "must be a finite number"), ("train.learning_rate=nan", "finite"),
+    ("model.encoder_units=[]", "model.encoder_units is empty"), ("model.harmonic_units=[]", "is empty"),
+    ("model.harmonics=[]", "model.harmonics is empty"), ('root=""', "is not a folder name"),
+    ('root="/no/such/folder"', r"config root /no/such/folder is not in an existing folder \(/no/such is missing\)"),
+])
+def test_numbers_lists_and_the_root_are_checked_where_they_enter(override, message):
+    with pytest.raises(PipelineError, match=message) as err:
+        load_config(None, [override])
+    assert "\n" not in str(err.value)
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
+    for name, data in (("latin1.toml", b'name = "caf\xe9"\n'), ("utf16.toml", 'name = "x"\n'.encode("utf-16"))):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(PipelineError, match=f"{name} is not UTF-8 text"):
+            load_config(tmp_path / name)

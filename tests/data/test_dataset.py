@@ -404,3 +404,16 @@ def test_a_build_from_another_folder_with_the_font_elsewhere_is_byte_identical(t
                            if p.is_file() and p.name != "build.json")
     for name in files:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_dataset_whose_every_clip_is_dropped_is_one_line(tmp_path):
+    """A gate that keeps nothing (here: every clip 'silent' under a 0 dBFS threshold) names the drops
+    and the settings to loosen, instead of failing on an empty table."""
+    from pipeline.core.errors import PipelineError
+
+    cfg = tiny_config(tmp_path, 'data.instruments=["Violin", "Flute"]', "data.note_low=60", "data.note_high=60",
+                      "data.workers=1", "gate.silent_peak_dbfs=0")
+    with pytest.raises(PipelineError, match=r"every clip of default was dropped \(silent 6\); loosen the \[gate\]") \
+            as err:
+        build_dataset(cfg)
+    assert "\n" not in str(err.value) and not (cfg.data_dir / "manifest.csv").exists()

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.data.clips import read_phrase
+from pipeline.data.clips import load_frames, load_phrases, read_phrase
 from pipeline.data.dataset import build_dataset
-from pipeline.data.phrase_build import load_frames, load_phrases
 from pipeline.data.phrase_labels import read_frame_table
 from pipeline.dsp.frame_pitch import yin
 from tests.conftest import tiny_phrase_config

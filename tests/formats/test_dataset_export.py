@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core.errors import PipelineError
-from pipeline.data.clips import MANIFEST_COLUMNS, load_manifest, split_rows
-from pipeline.data.phrase_build import load_frames
+from pipeline.data.clips import MANIFEST_COLUMNS, load_frames, load_manifest, split_rows
 from pipeline.formats import export as E
 
 pytest.importorskip("pyarrow", reason="pip install -e .[formats]")

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core.errors import PipelineError
-from pipeline.data.clips import MANIFEST_COLUMNS, load_manifest, read_clips, split_rows
-from pipeline.data.phrase_build import load_frames
+from pipeline.data.clips import MANIFEST_COLUMNS, load_frames, load_manifest, read_clips, split_rows
 
 
 def column_equal(got, want: pd.Series) -> bool:

@@ -114,22 +114,32 @@ def test_a_trained_stream_model_predicts_through_onnx_without_tensorflow(tmp_pat
     assert out.stdout.split() == ["OnnxPredictor", "3", "False", "False"], out.stderr
 
 
-def test_installing_a_default_records_its_checksum_and_refuses_a_large_file(tmp_path):
+def test_installing_a_default_copies_a_model_its_metadata_describes_and_refuses_a_large_file(tmp_path):
+    """The default model's metadata records its graph's sha256 (checked at every load): installing copies
+    the two files as they are, after checking that they belong together."""
     import hashlib
 
+    from pipeline.core import constants as C
+    from pipeline.core.config import load_config
     from pipeline.core.errors import PipelineError
+    from pipeline.model.encodings import BinEncoding, encoding_to_dict
     from pipeline.model.export import SHIPPED_LIMIT_BYTES, install_default
+    from pipeline.model.metadata import write_metadata
 
     source = tmp_path / "models" / "model.onnx"
     source.parent.mkdir()
     source.write_bytes(b"onnx bytes")
-    source.with_suffix(".json").write_text(json.dumps({"format": "x", "variant": "stream"}))
+    meta = {"format": C.MODEL_FORMAT, "format_version": C.MODEL_FORMAT_VERSION, "variant": "stream",
+            "scaling": "log", "encoding": encoding_to_dict(BinEncoding.for_config(load_config()))}
+    write_metadata(source, meta, {"onnx": hashlib.sha256(b"onnx bytes").hexdigest()})
     package = tmp_path / "package"
     package.mkdir()
-    onnx, meta = install_default(source, package)
-    assert onnx.read_bytes() == b"onnx bytes"
-    assert json.loads(meta.read_text()) == {"format": "x", "variant": "stream",
-                                            "onnx_sha256": hashlib.sha256(b"onnx bytes").hexdigest()}
+    onnx, installed = install_default(source, package)
+    assert onnx.read_bytes() == b"onnx bytes" and installed.read_bytes() == source.with_suffix(".json").read_bytes()
+    assert json.loads(installed.read_text())["files"] == {"onnx": hashlib.sha256(b"onnx bytes").hexdigest()}
+    source.write_bytes(b"onnx bytez")
+    with pytest.raises(PipelineError, match="is damaged"):
+        install_default(source, package)
     source.write_bytes(b"\0" * (SHIPPED_LIMIT_BYTES + 1))
     with pytest.raises(PipelineError, match="ships at most 5 MiB"):
         install_default(source, package)

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from pipeline.core import constants as C
+from pipeline.core.artifacts import sha256_file
 from pipeline.core.config import load_config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import midi_to_hz
 from pipeline.model.encodings import BinEncoding, RegressionEncoding, encoding_to_dict
-from pipeline.model.metadata import sidecar_path
+from pipeline.model.metadata import sidecar_path, write_metadata
 from pipeline.model.networks import Predictor, build_network
 
 
@@ -71,7 +72,7 @@ def _save(tmp_path, meta_changes=None):
     network.save(path)
     meta = {"format": C.MODEL_FORMAT, "format_version": C.MODEL_FORMAT_VERSION, "variant": "bins",
             "scaling": "log", "encoding": encoding_to_dict(encoding), **(meta_changes or {})}
-    sidecar_path(path).write_text(json.dumps(meta))
+    write_metadata(path, meta, {"keras": sha256_file(path)})
     return path
 
 
@@ -104,6 +105,11 @@ def test_predictor_errors_name_the_problem_and_the_fix(tmp_path):
         Predictor.load(path)
     path = _save(tmp_path)
     path.write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(PipelineError, match="is damaged .its sha256 is not the one its metadata records.") as err:
+        Predictor.load(path)
+    assert "\n" not in str(err.value)
+    # a file that is the one recorded but that Keras cannot read (written so by a bug): still one line
+    write_metadata(path, json.loads(sidecar_path(path).read_text()), {"keras": sha256_file(path)})
     with pytest.raises(PipelineError, match="cannot be loaded") as err:
         Predictor.load(path)
     assert "\n" not in str(err.value)
