@@ -33,17 +33,28 @@ PARTIALS = 8
 TOP_HZ = 4000.0                    # partials above this are too weak, and too smeared by vibrato, to help
 SEARCH_SHARE = 0.03                # a partial is looked for within 3 % of n x the estimate
 MIN_POWER_SHARE = 0.01             # partials under this share of the strongest one's power are left out
+MIN_FRAME_SHARE = 1e-4             # ... and under this share of the frame's strongest bin (-40 dB)
 GATE_CENTS = 30.0
 
 
-def refine_frames(short: np.ndarray, long: np.ndarray, coarse_hz: np.ndarray) -> np.ndarray:
-    """Consecutive frames' estimates refined, each from the short or the long window's spectra."""
+def refine_frames(short: np.ndarray, long: np.ndarray, coarse_hz: np.ndarray,
+                  steady: np.ndarray | None = None) -> np.ndarray:
+    """Consecutive frames' estimates refined, each from the short or the long window's spectra.
+    `steady`: which frames hold a low pitch still (default: `steady_low(coarse_hz)`)."""
     coarse = np.asarray(coarse_hz, dtype=np.float64)
-    steady = (coarse > 0) & (coarse < LOW_HZ) & (_movement(coarse) < STEADY_CENTS)
+    steady = steady_low(coarse) if steady is None else steady
     fine = refine(short, coarse, WINDOW)
     if steady.any():
         fine[steady] = refine(long[steady], coarse[steady], LONG_WINDOW)
     return fine
+
+
+def steady_low(coarse_hz: np.ndarray) -> np.ndarray:
+    """Frames whose pitch is under LOW_HZ and moves less than STEADY_CENTS within +-STEADY_FRAMES
+    (0: no pitch, which is never steady; the first and last frames count their own as their
+    neighbours')."""
+    coarse = np.asarray(coarse_hz, dtype=np.float64)
+    return (coarse > 0) & (coarse < LOW_HZ) & (_movement(coarse) < STEADY_CENTS)
 
 
 def _movement(hz: np.ndarray) -> np.ndarray:
@@ -84,6 +95,7 @@ def refine(magnitudes: np.ndarray, coarse_hz: np.ndarray, window: int = WINDOW) 
     use = inner & (coarse[:, None] * n < TOP_HZ) & (coarse[:, None] > 0) & (values.max(axis=-1) > 0)
     power = np.where(use, power, 0.0)
     use &= power >= MIN_POWER_SHARE * power.max(axis=1, keepdims=True)
+    use &= power >= MIN_FRAME_SHARE * (magnitudes.max(axis=1, keepdims=True) ** 2)  # not a window's sidelobe
     weights = np.where(use, power, 0.0)
     total = weights.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.dsp.confidence import ENERGY_FLOOR_DBFS, ENERGY_FULL_DBFS
-from pipeline.dsp.frame_refine import refine_frames
+from pipeline.dsp.frame_refine import STEADY_FRAMES, refine_frames, steady_low
 from pipeline.dsp.log_spectrum import HOP, PAD, WINDOWS, frame_count, spectra_at_samples
 
 BLOCK_FRAMES = 500                 # frames per model call: 5 s of audio, 25 MB of intermediate tensors
@@ -70,32 +70,42 @@ class FrameTracker:
 
     def _run(self, final: bool) -> None:
         end = self.origin + len(self.buffer)                 # samples held, absolute, exclusive
-        last = (end - self.margin) // HOP                    # the last frame whose context is all here
+        available = (end - self.margin) // HOP               # the last frame whose context is all here
         if final:
-            last = min(last, frame_count(self.fed) - 1)
+            available = min(available, frame_count(self.fed) - 1)
+        # a frame's fine pitch depends on its neighbours' estimates (is the pitch steady?): a block
+        # ends STEADY_FRAMES before the last frame available, whose estimates it also computes, so
+        # that the answer is the same however the audio is cut into pieces
+        last = available if final else available - STEADY_FRAMES
         while self.next <= last:
             stop = min(self.next + self.block, last + 1)
-            self.parts.append(self._frames(self.next, stop))
+            self.parts.append(self._frames(self.next, stop, available + 1))
             self.next = stop
-        keep = (self.next - self.context) * HOP - PAD - HOP - self.origin
+        keep = (self.next - STEADY_FRAMES - self.context) * HOP - PAD - HOP - self.origin
         if keep > 0:
             self.buffer, self.origin = self.buffer[keep:], self.origin + keep
 
-    def _frames(self, first: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        levels = self._levels(np.arange(first, stop) * HOP - self.origin)
-        hz, confidence = np.zeros(stop - first), np.zeros(stop - first)
+    def _frames(self, first: int, stop: int, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frames first..stop-1, estimated with up to STEADY_FRAMES neighbours either side (below `limit`)."""
+        start, end = max(first - STEADY_FRAMES, 0), min(stop + STEADY_FRAMES, limit)
+        levels = self._levels(np.arange(start, end) * HOP - self.origin)
+        hz, confidence = np.zeros(end - start), np.zeros(end - start)
         loud = np.flatnonzero(levels > ENERGY_FLOOR_DBFS)
         if len(loud):                                        # silence never reaches the model
-            lo, hi = first + loud[0], first + loud[-1] + 1
-            centres = np.arange(lo - self.context, hi + self.context) * HOP - self.origin
+            lo, hi = loud[0], loud[-1] + 1
+            centres = np.arange(start + lo - self.context, start + hi + self.context) * HOP - self.origin
             spectra, magnitudes = spectra_at_samples(self.buffer, centres, magnitudes=True)
             activations = self.predictor.frame_activations(spectra)
             activations[:, self.outside] = 0.0
             found_hz, found = self.predictor.encoding.decode(activations)
             inner = slice(self.context, len(centres) - self.context)
             short, long = (m[inner] for m in magnitudes)
-            hz[lo - first:hi - first] = refine_frames(short, long, found_hz) if self.fine else found_hz
-            confidence[lo - first:hi - first] = found
+            hz[lo:hi] = np.where(levels[lo:hi] > ENERGY_FLOOR_DBFS, found_hz, 0.0)
+            if self.fine:   # steady or not from every neighbour held: the same for any cut into pieces
+                hz[lo:hi] = refine_frames(short, long, hz[lo:hi], steady_low(hz)[lo:hi])
+            confidence[lo:hi] = found
+        keep = slice(first - start, stop - start)
+        hz, confidence, levels = hz[keep], confidence[keep], levels[keep]
         gate = np.clip((levels - ENERGY_FLOOR_DBFS) / (ENERGY_FULL_DBFS - ENERGY_FLOOR_DBFS), 0.0, 1.0)
         confidence = np.clip(confidence * (0.5 / VOICED_ACTIVATION), 0.0, 1.0)
         return np.where(gate > 0, hz, 0.0), confidence * gate, levels
@@ -119,15 +129,20 @@ def track_audio(pieces: Iterable[np.ndarray], predictor,
 
 
 NOTE_SECONDS = 1.0                 # a one-note summary is made fine from (at most) its middle second
+NOTE_STEADY_CENTS = 20.0           # ... when its frames spread less than this (10th to 90th percentile)
 
 
 def refine_note(blocks: Iterable[np.ndarray], times: np.ndarray, hz: np.ndarray) -> np.ndarray:
-    """A frame model's frames of one note (`times` in s, `hz`), moved together so that their median
+    """A frame model's frames of one steady note (`times` in s, `hz`), moved together so that their median
     is what the note's own middle second says (pipeline.dsp.fine_pitch.refine_estimates, as the
     clip models' summaries): one long window resolves the partials far better than a frame's
     64 ms. `blocks`: the recording's 16 kHz audio in pieces (pipeline.dsp.audio.audio_blocks)."""
     from pipeline.dsp.fine_pitch import refine_estimates
 
+    cents = 1200.0 * np.log2(hz)
+    low, high = np.percentile(cents, [10, 90])
+    if high - low > NOTE_STEADY_CENTS:   # vibrato or a slide: one long window would blur the partials
+        return hz
     middle, half = float(np.median(times)), NOTE_SECONDS / 2
     start = round(max(float(times.min()), middle - half) * C.SAMPLE_RATE)
     stop = round(min(float(times.max()), middle + half) * C.SAMPLE_RATE)
