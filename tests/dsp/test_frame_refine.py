@@ -92,9 +92,6 @@ def test_an_estimate_with_no_partial_within_reach_is_left_as_it_is():
     np.testing.assert_array_equal(R.refine(short, coarse, R.WINDOW), coarse)
 
 
-@pytest.mark.xfail(strict=True, reason="refine takes the largest bin in each partial's search range as a partial "
-                   "however faint: a pure 440 Hz sine and an estimate of 1000 Hz move 24 of 40 frames by up to 10 "
-                   "cents (520 Hz: up to 27), to Hann sidelobe ripples 100-120 dB below the frame's peak")
 def test_leakage_far_below_the_frame_is_no_partial():
     short, _ = magnitudes((0.3 * np.sin(2 * np.pi * 440.0 * np.arange(12_800) / C.SAMPLE_RATE)).astype(np.float32))
     coarse = np.full(len(FRAMES), 1000.0)

@@ -100,10 +100,6 @@ def test_the_network_s_frames_do_not_depend_on_the_pieces_the_audio_comes_in(vib
     np.testing.assert_allclose(pieces[2], levels, rtol=0, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="refine_frames judges a pitch steady from the estimates of the frames "
-                   "handed to it in one call, edge-padded: fed in small pieces (or at a 500-frame block's edge), "
-                   "a frame sees no neighbours, so a moving pitch under 300 Hz is refined from the 128 ms window: "
-                   "7-sample pieces move 161 of 197 confident frames, by up to 25 cents; 1 s pieces 2, by 6.6")
 @pytest.mark.parametrize("sizes", [[7], [16_000]], ids=str)
 def test_the_fine_frames_do_not_depend_on_the_pieces_the_audio_comes_in(vibrato_with_a_gap, sizes):
     hz, confidence, _ = track(vibrato_with_a_gap, [len(vibrato_with_a_gap)], fine=True)
@@ -181,10 +177,6 @@ def test_the_frames_summary_of_a_vibrato_note_is_its_centre(tmp_path, centre, de
     assert abs(cents(summary.frequency, centre)) < 3.0 and summary.spread_cents < 2 * depth
 
 
-@pytest.mark.xfail(strict=True, reason="refine_note moves a note's frames to what the long window of its middle "
-                   "second says (pipeline.dsp.fine_pitch.refine_estimates), which a vibrato's spread partials "
-                   "mislead: --summary gives 220 Hz +-50 cents +8.9 cents, 440 Hz +-50 -24.0, 330 Hz +-80 -55 "
-                   "(--no-refine: +0.5, +0.2, +2.1)")
 @pytest.mark.parametrize("centre, depth, rate", VIBRATOS)
 def test_the_refined_summary_of_a_vibrato_note_is_its_centre(tmp_path, centre, depth, rate):
     summary = vibrato_summary(tmp_path, centre, depth, rate, refine=True)
