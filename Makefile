@@ -104,7 +104,7 @@ $(STAMPS)/opl3: scripts/install_system.sh
 	bash scripts/install_system.sh opl3-soundfont
 	@mkdir -p $(STAMPS) && touch $@
 
-shipped-model: $(STAMPS)/venv $(STAMPS)/opl3 ## retrain the model shipped in the package (configs/shipped.toml; 1-2 h on 2 cores)
+shipped-model: $(STAMPS)/venv $(STAMPS)/opl3 ## retrain the model shipped in the package (configs/shipped.toml; about 1.5 h on 2 cores)
 	$(MAKE) train CONFIG=configs/shipped.toml
 	$(PIPELINE) export --config configs/shipped.toml --default
 

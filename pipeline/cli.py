@@ -221,7 +221,9 @@ def _cmd_export(args) -> int:
 
     cfg = config_from_args(args)
     written = export.export_model(cfg.model_dir / "model.keras", half=not args.float32)
-    print(f"exported {written} ({written.stat().st_size / 2**20:.1f} MiB)")
+    size = written.stat().st_size
+    shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.1f} KiB"
+    print(f"exported {written} ({shown})")
     if args.default:
         for path in export.install_default(written, default_model_path().parent):
             print(f"installed {path}")
