@@ -10,6 +10,8 @@ import errno
 import os
 import signal
 import sys
+import threading
+import time
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_PERMITTED = (errno.EACCES, errno.EPERM)
@@ -30,6 +32,47 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT):
         super().__init__(signum)
         self.signum = signum
+
+
+def stop(signum: int, frame, ignore_more: bool = True) -> None:
+    """A stop signal's handler (in the main thread): raise Interrupted(signum) where the program is; with
+    `ignore_more`, the stop signals that follow are ignored (they would break the stop itself).
+
+    Not inside an import: a C extension's import (numpy's) turns an exception raised in the modules it
+    imports into its own ImportError (a traceback instead of the stop), and a library's `except
+    ImportError` would then swallow the stop. There the signal is sent again to the main thread as soon
+    as the import is over (a thread watches the main thread's stack)."""
+    if _importing(frame):
+        if not _DEFERRED:
+            _DEFERRED.append(signum)
+            threading.Thread(target=_resend_after_import, args=(signum,), name="stop-after-import",
+                             daemon=True).start()
+        return
+    _DEFERRED.clear()
+    if ignore_more:
+        for other in STOP_SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+_DEFERRED: list[int] = []     # the stop signal waiting for an import to end
+IMPORT_POLL_SECONDS = 0.001
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _resend_after_import(signum: int) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)   # this thread never takes one
+    main = threading.main_thread().ident
+    while _importing(sys._current_frames().get(main)):
+        time.sleep(IMPORT_POLL_SECONDS)
+    signal.pthread_kill(main, signum)    # to the main thread: a call it waits in returns (EINTR)
 
 
 def disk_full(path) -> PipelineError:
