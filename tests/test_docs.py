@@ -16,7 +16,7 @@ MOVED = {
     "Reading a dataset from your own code": "docs/dataset.md",
     "Labels you can trust": "docs/labels.md", "Features, model and training": "docs/model.md",
     "Report": "docs/evaluation.md", "Results": "docs/evaluation.md",
-    "Evaluate on your own labeled notes": "docs/evaluation.md",
+    "Evaluate on your own audio": "docs/evaluation.md",
     "Configuration": "docs/configuration.md", "Experiments": "docs/experiments.md",
     "Benchmarks": "docs/benchmarks.md", "Scaling out": "docs/scaling.md", "Predict": "docs/prediction.md",
     "Code map": "docs/CODE_MAP.md", "Tests": "docs/testing.md",

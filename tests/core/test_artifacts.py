@@ -57,8 +57,8 @@ def journal(monkeypatch) -> Journal:
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    if artifacts._LIBC is not None:
-        real_syncfs = artifacts._LIBC.syncfs
+    if artifacts.LIBC is not None:
+        real_syncfs = artifacts.LIBC.syncfs
 
         class Libc:   # the real libc, its syncfs watched
             @staticmethod
@@ -66,7 +66,7 @@ def journal(monkeypatch) -> Journal:
                 journal.events.append(("syncfs", os.readlink(f"/proc/self/fd/{fd}")))
                 return real_syncfs(fd)
 
-        monkeypatch.setattr(artifacts, "_LIBC", Libc())
+        monkeypatch.setattr(artifacts, "LIBC", Libc())
     return journal
 
 
@@ -127,13 +127,13 @@ def test_an_unchanged_file_is_not_written_again(journal, tmp_path):
     assert_arrived_whole(journal, path, b"{}")
 
 
-@pytest.mark.skipif(artifacts._LIBC is None, reason="syncfs is Linux's")
+@pytest.mark.skipif(artifacts.LIBC is None, reason="syncfs is Linux's")
 def test_sync_filesystem_calls_syncfs_on_the_folders_file_system(journal, tmp_path):
     sync_filesystem(tmp_path)
     assert journal.of("syncfs") == [("syncfs", str(tmp_path))]
 
 
-@pytest.mark.skipif(artifacts._LIBC is None, reason="syncfs is Linux's")
+@pytest.mark.skipif(artifacts.LIBC is None, reason="syncfs is Linux's")
 def test_a_shards_record_is_written_after_its_clips_are_synced(journal, tmp_path):
     """The data stage, here in this process (one worker): every clip renamed into place, then one
     syncfs of the dataset's file system, then the shard's record, whole and fsynced."""
