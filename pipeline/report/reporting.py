@@ -83,8 +83,7 @@ def with_derived_columns(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def augmentation_kinds(label: str) -> str:
-    """'room(rt60=0.62);pink(snr=7.5);mp3(64k)' -> 'noise+room+codec' style: the effects' kinds, sorted
-    (hum is written with its mains frequency, hum50 or hum60)."""
+    """'room(rt60=0.62);pink(snr=7.5);mp3(64k)' -> 'noise+room+codec': the effects' kinds (hum50: noise), sorted."""
     kinds = {"white": "noise", "pink": "noise", "brown": "noise", "hum": "noise", "mp3": "codec", "ogg": "codec",
              "fluid_reverb": "room"}
     names = [part.split("(")[0] for part in str(label).split(";") if part and part != "none"]
