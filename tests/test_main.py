@@ -6,8 +6,8 @@ during the stop are ignored; a signal ignored from the start (nohup) stays ignor
 The command waited on is `pipeline predict - --summary`, which reads audio from standard input: it
 waits there, cheaply, for as long as a test needs, and its stop has a clean-up to do (its scratch
 folder). Some tests run the program through a small driver that does one real thing at a chosen
-moment (send the process a signal as `pipeline.cli` starts to be imported, or as the stop's clean-up
-runs), then runs `python -m pipeline` itself (runpy)."""
+moment (send the process a signal as a module starts to be imported, or as the stop's clean-up runs),
+then runs `python -m pipeline` itself (runpy)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def reading_stdin(proc: subprocess.Popen, tmp_path: Path) -> None:
     wait_for(saved, proc, "reading standard input")
 
 
-def stopped(proc: subprocess.Popen, signum: int) -> tuple[int, list[str]]:
+def stopped(proc: subprocess.Popen) -> tuple[int, list[str]]:
     """The exit code and stderr's lines of a program stopped by a signal. It is given LET_IT_STOP s to end
     with its standard input open; then its input is closed: a signal that the kernel gave to one of a
     library's threads (numpy's and scipy's OpenBLAS start some) while the main thread waited in read()
@@ -109,7 +109,7 @@ def stopped(proc: subprocess.Popen, signum: int) -> tuple[int, list[str]]:
 
 
 def assert_stopped_tidily(proc: subprocess.Popen, signum: int, tmp_path: Path) -> None:
-    code, lines = stopped(proc, signum)
+    code, lines = stopped(proc)
     assert (code, lines) == (128 + signum, [STOPPED])
     assert list((tmp_path / "scratch").iterdir()) == []       # the stop removed its scratch folder
 
@@ -166,7 +166,7 @@ IMPORTS = [(how, module) for module in ("pipeline.cli", "datetime") for how in S
 def test_a_stop_signal_while_a_module_is_imported_is_one_line(tmp_path, how, module):
     mark = tmp_path / "sent"
     proc = start(tmp_path, program=driver(on_import_of(module, SIGNALS[how], mark)))
-    code, lines = stopped(proc, SIGNALS[how])
+    code, lines = stopped(proc)
     assert mark.exists()
     assert (code, lines) == (128 + SIGNALS[how], [STOPPED])
 
@@ -185,7 +185,7 @@ def test_a_stop_signal_early_in_the_program_is_one_line(tmp_path, how, delay):
         os.killpg(proc.pid, signal.SIGINT)
     else:
         os.kill(proc.pid, SIGNALS[how])
-    code, lines = stopped(proc, SIGNALS[how])
+    code, lines = stopped(proc)
     assert (code, lines) == (128 + SIGNALS[how], [STOPPED])
 
 
