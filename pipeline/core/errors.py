@@ -72,6 +72,7 @@ def _resend_after_import(signum: int) -> None:
     main = threading.main_thread().ident
     while _importing(sys._current_frames().get(main)):
         time.sleep(IMPORT_POLL_SECONDS)
+    _DEFERRED.clear()                    # should it land in another import, it is deferred again
     signal.pthread_kill(main, signum)    # to the main thread: a call it waits in returns (EINTR)
 
 
