@@ -42,21 +42,22 @@ def stop(signum: int, frame, ignore_more: bool = True) -> None:
     imports into its own ImportError (a traceback instead of the stop), and a library's `except
     ImportError` would then swallow the stop. There the signal is sent again to the main thread as soon
     as the import is over (a thread watches the main thread's stack)."""
-    if _importing(frame):
-        if not _DEFERRED:
-            _DEFERRED.append(signum)
+    if _importing(frame) and not _PENDING.get("forced"):
+        if "signum" not in _PENDING:
+            _PENDING["signum"] = signum
             threading.Thread(target=_resend_after_import, args=(signum,), name="stop-after-import",
                              daemon=True).start()
         return
-    _DEFERRED.clear()
+    _PENDING.clear()
     if ignore_more:
         for other in STOP_SIGNALS:
             signal.signal(other, signal.SIG_IGN)
     raise Interrupted(signum)
 
 
-_DEFERRED: list[int] = []     # the stop signal waiting for an import to end
+_PENDING: dict = {}           # "signum": a stop waiting for an import to end; "forced": the wait ran out
 IMPORT_POLL_SECONDS = 0.001
+IMPORT_WAIT_SECONDS = 5.0     # longer than any import: a program run by an import (not ours) still stops
 
 
 def _importing(frame) -> bool:
@@ -69,10 +70,13 @@ def _importing(frame) -> bool:
 
 def _resend_after_import(signum: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)   # this thread never takes one
-    main = threading.main_thread().ident
-    while _importing(sys._current_frames().get(main)):
+    main, deadline = threading.main_thread().ident, time.monotonic() + IMPORT_WAIT_SECONDS
+    while _importing(sys._current_frames().get(main)) and time.monotonic() < deadline:
         time.sleep(IMPORT_POLL_SECONDS)
-    _DEFERRED.clear()                    # should it land in another import, it is deferred again
+    if time.monotonic() >= deadline:
+        _PENDING["forced"] = True        # still importing: stop there
+    else:
+        _PENDING.pop("signum", None)     # should it land in the next import, it waits again
     signal.pthread_kill(main, signum)    # to the main thread: a call it waits in returns (EINTR)
 
 
