@@ -30,7 +30,7 @@ $(SOURCES_MK): $(shell find pipeline -name __pycache__ -prune -o \( -name '*.py'
 include $(SOURCES_MK)
 
 .DEFAULT_GOAL := all
-.PHONY: all help setup data features train report export-dataset test bench experiments shipped-model docs clean clean-all FORCE
+.PHONY: all help setup data features train report export-dataset test test-fast bench experiments shipped-model docs clean clean-all FORCE
 
 all: report ## set up, then run the whole pipeline on CONFIG (default configs/default.toml)
 
@@ -96,9 +96,13 @@ report: $(REPORT)/report.md ## errors by pitch, instrument, segment; baselines (
 export-dataset: $(EXPORTS)/build.json ## the dataset as Parquet, WebDataset, TFRecord, NSynth files (exports/NAME/)
 
 # --- checks -----------------------------------------------------------------------------
-test: $(STAMPS)/venv ## set up, then lint (ruff) and run the test suite
+test: $(STAMPS)/venv ## set up, then lint (ruff) and run the whole test suite (CI's; under 15 minutes on 2 cores)
 	$(PY) -m ruff check pipeline tests bench
 	$(PY) -m pytest -q tests
+
+test-fast: $(STAMPS)/venv ## lint, then the tests not marked slow (docs/testing.md): a few minutes
+	$(PY) -m ruff check pipeline tests bench
+	$(PY) -m pytest -q -m "not slow" tests
 
 $(STAMPS)/opl3: scripts/install_system.sh
 	bash scripts/install_system.sh opl3-soundfont

@@ -8,11 +8,11 @@ exit 128 + the signal's number, no traceback. A signal ignored from the start (n
 import signal
 import sys
 
-from pipeline.core.errors import STOP_SIGNALS, STOPPED, Interrupted
+from pipeline.core.errors import STOP_SIGNALS, STOPPED, stop
 
 
 def _early_stop(signum, frame):
-    raise Interrupted(signum)
+    stop(signum, frame, ignore_more=False)
 
 
 def run() -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.cli_audio import add_evaluate_parser, add_predict_parser
-from pipeline.core.errors import STOP_SIGNALS, STOPPED, Interrupted, PipelineError, os_error_message
+from pipeline.core.errors import STOP_SIGNALS, STOPPED, PipelineError, os_error_message, stop
 
 DESCRIPTION = ("Render single-note pitch datasets with FluidSynth, compute spectrograms, train an f0 model, "
                "report its errors by pitch, and use it on your own audio.")
@@ -258,9 +258,7 @@ def _cmd_experiments(args) -> int:
 def _stop(signum, frame):
     """Ctrl-C, `kill` or a closed terminal: one tidy stop. Signals that follow are ignored, so
     that a second Ctrl-C cannot break the stop itself (it takes about a second at most)."""
-    for other in STOP_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
-    raise Interrupted(signum)
+    stop(signum, frame)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,41 @@ def trained_tiny(tiny_dataset, tmp_path_factory) -> Config:
     return cfg
 
 
+# --- slow tests -------------------------------------------------------------------------------
+# `make test-fast` (pytest -m "not slow") leaves these out; `make test` and CI run everything. Measured
+# with --durations on 2 busy cores (docs/testing.md): a file over about 20 s, or a test over 5 s in a
+# file that is otherwise quick. A key is a file or a test (its parametrised cases included).
+SLOW = {
+    "tests/test_make.py": "make in a copy of the repository, up to a trained model (about 2 min)",
+    "tests/test_faults.py": "stages killed at random moments and resumed, damaged outputs repaired (2 min)",
+    "tests/test_bench.py": "the benchmarks' quick run",
+    "tests/test_packaging.py": "builds the wheel; the light install reaches PyPI",
+    "tests/experiments/test_experiments.py": "the write-ups' experiments, trained",
+    "tests/report/test_report_e2e.py": "the report end to end on a trained model, with the baselines",
+    "tests/model/test_training.py": "training, distributed training over two workers and two devices",
+    "tests/model/test_training_promises.py": "a run killed and resumed, early stopping, the reference targets",
+    "tests/model/test_checkpoints.py": "a killed run and five damaged checkpoints, trained again",
+    "tests/inference/test_prediction.py": "trains the bins model it predicts with",
+    "tests/data/test_dataset.py": "a dozen dataset builds (sources, workers, sox, augmentation, resume)",
+    "tests/data/test_cluster.py": "a local Dask cluster, workers killed",
+    "tests/data/test_accuracy.py": "loads MuseScore_General and FluidR3 (tens of MB each)",
+    "tests/test_cli.py::test_sox_is_needed_only_by_builds_that_run_it": "two dataset builds",
+    "tests/test_cli.py::test_interrupted_build_resumes_to_the_same_dataset": "a build stopped and resumed",
+    "tests/test_cli.py::test_train_keeps_tensorflows_start_up_lines_off_the_terminal": "starts TensorFlow",
+}
+
+
+def is_slow(nodeid: str) -> bool:
+    test = nodeid.split("[")[0]
+    return nodeid.split("::")[0] in SLOW or test in SLOW
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_slow(item.nodeid):
+            item.add_marker(pytest.mark.slow)
+
+
 # --- skips are never silent ---------------------------------------------------------------
 # Modules whose absence fails the tests that need them instead of skipping them. `make test`
 # installs the cluster extra, so a missing Dask there is a broken install, not an option.

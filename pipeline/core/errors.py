@@ -10,6 +10,8 @@ import errno
 import os
 import signal
 import sys
+import threading
+import time
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_PERMITTED = (errno.EACCES, errno.EPERM)
@@ -30,6 +32,52 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT):
         super().__init__(signum)
         self.signum = signum
+
+
+def stop(signum: int, frame, ignore_more: bool = True) -> None:
+    """A stop signal's handler (in the main thread): raise Interrupted(signum) where the program is; with
+    `ignore_more`, the stop signals that follow are ignored (they would break the stop itself).
+
+    Not inside an import: a C extension's import (numpy's) turns an exception raised in the modules it
+    imports into its own ImportError (a traceback instead of the stop), and a library's `except
+    ImportError` would then swallow the stop. There the signal is sent again to the main thread as soon
+    as the import is over (a thread watches the main thread's stack)."""
+    if _importing(frame) and not _PENDING.get("forced"):
+        if "signum" not in _PENDING:
+            _PENDING["signum"] = signum
+            threading.Thread(target=_resend_after_import, args=(signum,), name="stop-after-import",
+                             daemon=True).start()
+        return
+    _PENDING.clear()
+    if ignore_more:
+        for other in STOP_SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+_PENDING: dict = {}           # "signum": a stop waiting for an import to end; "forced": the wait ran out
+IMPORT_POLL_SECONDS = 0.001
+IMPORT_WAIT_SECONDS = 5.0     # longer than any import: a program run by an import (not ours) still stops
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _resend_after_import(signum: int) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)   # this thread never takes one
+    main, deadline = threading.main_thread().ident, time.monotonic() + IMPORT_WAIT_SECONDS
+    while _importing(sys._current_frames().get(main)) and time.monotonic() < deadline:
+        time.sleep(IMPORT_POLL_SECONDS)
+    if time.monotonic() >= deadline:
+        _PENDING["forced"] = True        # still importing: stop there
+    else:
+        _PENDING.pop("signum", None)     # should it land in the next import, it waits again
+    signal.pthread_kill(main, signum)    # to the main thread: a call it waits in returns (EINTR)
 
 
 def disk_full(path) -> PipelineError:

@@ -81,11 +81,11 @@ def with_derived_columns(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def augmentation_kinds(label: str) -> str:
-    """'room(rt60=0.62);pink(snr=7.5);mp3(64k)' -> 'noise+room+codec' style: the effects' kinds, sorted."""
+    """'room(rt60=0.62);pink(snr=7.5);mp3(64k)' -> 'noise+room+codec': the effects' kinds (hum50: noise), sorted."""
     kinds = {"white": "noise", "pink": "noise", "brown": "noise", "hum": "noise", "mp3": "codec", "ogg": "codec",
              "fluid_reverb": "room"}
-    found = sorted({kinds.get(part.split("(")[0], part.split("(")[0]) for part in str(label).split(";")
-                    if part and part != "none"})
+    names = [part.split("(")[0] for part in str(label).split(";") if part and part != "none"]
+    found = sorted({kinds.get(name, "noise" if name.startswith("hum") else name) for name in names})
     return "+".join(found) or "none"
 
 

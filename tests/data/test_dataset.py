@@ -417,3 +417,85 @@ def test_a_dataset_whose_every_clip_is_dropped_is_one_line(tmp_path):
             as err:
         build_dataset(cfg)
     assert "\n" not in str(err.value) and not (cfg.data_dir / "manifest.csv").exists()
+
+
+# --- every clip, to the bit, is its note cut where the manifest says --------------------------------------
+@pytest.fixture(scope="module")
+def augmented(tmp_path_factory):
+    """A small build with every effect (FluidSynth's reverb, rooms, EQ, noise, level, codecs), synthetic
+    tones beside a soundfont, and every segment."""
+    cfg = tiny_config(tmp_path_factory.mktemp("augmented"), 'data.instruments=["Violin", "Trumpet"]',
+                      "data.note_low=60", "data.note_high=62", "tones.enabled=true",
+                      'tones.kinds=["sine", "sawtooth"]', ALL_SEGMENTS, "augment.share=0.75",
+                      "augment.fluid_reverb_share=0.5", 'split.test="random"', "split.test_share=0.3")
+    return cfg, build_dataset(cfg)
+
+
+def rendered_notes(cfg) -> dict[str, np.ndarray]:
+    """Each planned note as heard, at 16 kHz after the pre-roll, by the path of each of its clips: rendered
+    (FluidSynth or the tone), resampled with its shard, augmented as planned. Nothing here cuts a clip."""
+    from pipeline.data import augmentation, tones
+    from pipeline.data import postprocessing as post
+    from pipeline.data.augmentation import AugmentSpec
+    from pipeline.data.plan import make_plan, plan_shards
+    from pipeline.data.rendering import Renderer, note_midi_bytes
+
+    notes = {}
+    for task in plan_shards(cfg, list(make_plan(cfg).notes)):
+        s = task.settings
+        if task.soundfont:
+            renderer = Renderer(task.soundfont, s.gain, effects=s.effects)
+            audio = [renderer.render(note_midi_bytes(n.program, n.midi, n.velocity, n.bend, s.hold_seconds),
+                                     s.hold_seconds + s.release_seconds, reverb=n.reverb) for n in task.notes]
+            renderer.close()
+        else:
+            audio = [tones.render_tone(n.tone, C.RENDER_RATE, s.hold_seconds, s.release_seconds) for n in task.notes]
+        for note, mono in zip(task.notes, post.batch_to_dataset_rate(audio, s.resampler)):
+            heard = np.concatenate([np.zeros(round(post.PRE_ROLL_SECONDS * C.SAMPLE_RATE), np.float32), mono])
+            if note.augment != AugmentSpec():
+                heard = augmentation.apply(heard, note.augment)
+            for segment in C.SEGMENTS:
+                notes[note.clip_path(segment)] = heard
+    return notes
+
+
+def pcm16_at_minus_1_dbfs(samples: np.ndarray) -> np.ndarray:
+    """The clips' format, written out: peak scaled to -1 dBFS of 32767, rounded half to even."""
+    peak = float(np.abs(samples).max())   # a Python float: the scale in double precision
+    return np.round(samples.astype(np.float64) * (10 ** (-1 / 20) * 32767 / peak)).astype(np.int16)
+
+
+def test_every_clip_is_its_note_cut_where_the_manifest_says_to_the_bit(augmented):
+    """All 5,280 samples of every clip, its first and last included: the note's samples from where the
+    clip lies in it (found by correlation), peak-normalised and quantised, and that place is the
+    attack's plus the manifest's offset_ms."""
+    import scipy.signal
+    import soundfile as sf
+
+    cfg, manifest = augmented
+    notes = rendered_notes(cfg)
+    assert set(manifest["segment"]) == set(C.SEGMENTS) and (manifest["augment"] != "none").any()
+    assert (manifest["source"] == "synthetic").any() and manifest["augment"].str.contains("fluid_reverb").any()
+    starts = {}
+    for row in manifest.itertuples():
+        clip, rate = sf.read(cfg.data_dir / row.path, dtype="int16")
+        assert rate == C.SAMPLE_RATE and len(clip) == C.CLIP_SAMPLES
+        note = notes[row.path]
+        padded = np.concatenate([note, np.zeros(C.CLIP_SAMPLES, np.float32)])
+        fit = scipy.signal.correlate(padded, clip.astype(np.float64), mode="valid", method="fft")
+        energy = np.convolve(padded.astype(np.float64) ** 2, np.ones(C.CLIP_SAMPLES), mode="valid")[:len(fit)]
+        likeness = fit / np.sqrt(np.maximum(energy, 1e-6 * energy.max()))
+        candidates = np.argsort(likeness)[::-1][:20]        # where the clip may lie; then the exact test
+        exact = [int(s) for s in candidates
+                 if np.array_equal(clip, pcm16_at_minus_1_dbfs(padded[s:s + C.CLIP_SAMPLES]))]
+        best = int(candidates[0])
+        wrong = np.flatnonzero(clip != pcm16_at_minus_1_dbfs(padded[best:best + C.CLIP_SAMPLES]))
+        assert len(exact) == 1, f"{row.path}: at its likeliest place, samples {wrong[:10]} differ"
+        starts[row.path] = (exact[0], row.offset_ms)
+    for row in manifest[manifest["segment"] == "attack"].itertuples():
+        attack, _ = starts[row.path]
+        for segment in C.SEGMENTS:
+            path = row.path.replace("_attack_", f"_{segment}_")
+            if path in starts:
+                start, offset_ms = starts[path]
+                assert start == attack + round(offset_ms * C.SAMPLE_RATE / 1000), path

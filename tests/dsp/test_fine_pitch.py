@@ -78,3 +78,26 @@ def test_under_c4_a_sure_yin_estimate_replaces_the_networks_octave_included():
     assert fine[0] == pytest.approx(55.0, rel=1e-4)
     assert abs(1200 * np.log2(fine[1] / 100.0)) < 100   # YIN unsure: the partials' step only
     assert fine[2] == pytest.approx(880.0, rel=1e-3)   # an octave error above C4 stays the network's
+
+
+@pytest.mark.parametrize("semitones", [-3.0, -1.5, 1.5, 2.0, 5.0, 7.0])
+def test_partials_more_than_a_semitone_from_the_model_are_not_taken(semitones):
+    """The gate is a semitone: a sawtooth whose partials say 440 Hz leaves a model's estimate 1.5 to 12
+    semitones away exactly as it was (the partials' search reaches a third of the estimate, so a wider
+    gate would take what they say for these)."""
+    saw = clip_of(T.draw_tone(np.random.default_rng([9, 1]), 440.0, ("sawtooth",)))
+    coarse = 440.0 * 2 ** (semitones / 12)
+    assert F.refine_near(saw[None], np.array([coarse]))[0] == coarse
+    # and within the gate the partials decide
+    assert F.refine_near(saw[None], np.array([440.0 * 2 ** (0.8 / 12)]))[0] == pytest.approx(440.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("hz", [70.0, 98.0, 110.0, 123.5])
+def test_between_c3_and_c4_a_sure_yin_estimate_corrects_an_octave_error(hz):
+    """The network took a note under C3 for its octave, which lies between C3 (131 Hz) and C4 (262 Hz):
+    YIN's sure estimate replaces it there too, not only under C3."""
+    saw = clip_of(T.draw_tone(np.random.default_rng([7, 3]), hz, ("sawtooth",)))
+    model = 2 * hz                                   # 140 .. 247 Hz: between C3 and C4
+    assert 130.8 < model < 261.6
+    assert F.refine_estimates(saw[None], np.array([model]))[0] == pytest.approx(hz, rel=1e-4)
+    assert F.refine_near(saw[None], np.array([model]))[0] == pytest.approx(model, rel=1e-3)  # partials alone keep it

@@ -14,8 +14,6 @@ from pipeline.dsp.log_spectrum import frame_spectra
 from pipeline.model.frame_network import context_frames
 from tests.conftest import REPO, tiny_phrase_config
 
-pytestmark = pytest.mark.slow
-
 # four epochs at a high constant rate, half the examples plain tones: enough to place a tone
 FRAME_TRAINING = ('features.kind="frames"', 'model.variant="frames"', "split.val_share=0.4", "train.epochs=4",
                   "train.batch_size=32", "train.learning_rate=0.01", 'train.schedule="constant"',

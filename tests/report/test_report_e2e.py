@@ -144,11 +144,13 @@ def test_report_page_names_every_estimator_and_the_subset(report):
     assert (cfg.report_dir / "config.toml").read_text() == to_toml(cfg)
 
 
-def test_evaluate_with_the_real_model_equals_a_direct_prediction(trained_tiny, tmp_path, capsys):
-    """`pipeline evaluate` on a folder of the dataset's own clips, labeled by their names."""
+def test_evaluate_with_the_real_model_scores_its_estimates_against_the_labels(trained_tiny, tmp_path, capsys):
+    """`pipeline evaluate` on a folder of the dataset's own test clips, labeled by their names: its table
+    holds the manifest's labels beside the estimates, and its numbers are those estimates' errors counted
+    here, by hand, not by the metrics module or the prediction functions it calls. (The tiny model is too
+    rough on the held-out flute to judge its estimates: the shipped model's regression set in
+    tests/report/test_folder_evaluation.py does that.)"""
     from pipeline.cli import main
-    from pipeline.inference import prediction
-    from pipeline.report.folder_evaluation import label_from_name
 
     model = trained_tiny.model_dir / "model.keras"
     test = split_rows(load_manifest(trained_tiny.data_dir), "test")
@@ -157,21 +159,27 @@ def test_evaluate_with_the_real_model_equals_a_direct_prediction(trained_tiny, t
     notes.mkdir()
     for path in chosen["path"]:
         shutil.copy(trained_tiny.data_dir / path, notes / Path(path).name)
-    files = sorted(notes.glob("*.wav"))
-    direct = np.asarray(prediction.summarize_files(files, model), dtype=np.float64)
-    assert np.isfinite(direct).sum() >= 6, "the tiny model found no pitch in most clips: train it longer"
-    labels = np.array([label_from_name(f) for f in files])
-    np.testing.assert_allclose(sorted(labels), sorted(chosen["frequency"]), atol=0.0051)  # names: 2 decimals
+    label = {Path(p).name: hz for p, hz in zip(chosen["path"], chosen["frequency"])}
 
     code = main(["evaluate", str(notes), "--model", str(model), "--output", str(tmp_path / "out")])
     out, err = capsys.readouterr()
-    failed = int((~np.isfinite(direct)).sum())
-    assert code == (1 if failed else 0), err
-    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == failed, err
-    assert "RPA 50 cents" in out
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert_same_metrics(metrics["estimators"]["model"], summary(labels, direct), "evaluate")
     written = pd.read_csv(tmp_path / "out" / "predictions.csv")
-    assert sorted(written["path"]) == [f.name for f in files]
-    by_name = dict(zip(written["path"], written["model_hz"]))
-    np.testing.assert_allclose([by_name[f.name] for f in files], direct, rtol=6e-6)
+    assert sorted(written["path"]) == sorted(label)
+    truth = written["path"].map(label).to_numpy()
+    np.testing.assert_allclose(written["frequency"], truth, atol=0.0051)   # names carry 2 decimals
+    hz = written["model_hz"].to_numpy()
+    found = np.isfinite(hz) & (hz > 0)
+    assert found.sum() >= 6, "the tiny model found no pitch in most clips: train it longer"
+    assert code == (1 if (~found).any() else 0), err
+    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == (~found).sum(), err
+    assert "RPA 50 cents" in out
+    error = np.where(found, 1200 * np.log2(np.where(found, hz, 1.0) / truth), np.nan)
+
+    model_row = json.loads((tmp_path / "out" / "metrics.json").read_text())["estimators"]["model"]
+    octaves = np.round(error / 1200)
+    assert model_row["count"] == 12 and model_row["missing"] == (~found).sum()
+    assert model_row["rpa50"] == pytest.approx(np.mean(np.abs(np.nan_to_num(error, nan=1e9)) < 50))
+    assert model_row["rpa10"] == pytest.approx(np.mean(np.abs(np.nan_to_num(error, nan=1e9)) < 10))
+    assert model_row["median_abs_cents"] == pytest.approx(np.median(np.abs(error[found])), abs=0.02)
+    assert model_row["octave_error_rate"] == pytest.approx(
+        np.mean(found & (octaves != 0) & (np.abs(error - 1200 * octaves) < 50)))

@@ -165,3 +165,52 @@ def test_build_report_without_a_model_says_run_make_train(tmp_path):
     cfg = load_config(None, [f'root="{tmp_path}"'])
     with pytest.raises(PipelineError, match="make train"):
         build_report(cfg)
+
+
+# --- tables by source, octave and augmentation, against labels worked out by hand ------------------
+# (label Hz, source, augment as the manifest writes it, the model's error in cents); the octave of a
+# label is that of its nearest note, C to B: 246.9 Hz is B3, 20 cents flat of C4 is C4, 45 cents
+# sharp of B3 is still B3
+HAND_LABELS = [
+    (246.94, "FluidR3_GM.sf2", "none", 0.0),                                             # B3: C3-B3
+    (261.63 * 2 ** (-20 / 1200), "FluidR3_GM.sf2", "room(rt60=0.62);pink(snr=7.5)", 10.0),  # C4: C4-B4
+    (246.94 * 2 ** (45 / 1200), "synthetic", "mp3(64k)", 30.0),                          # B3: C3-B3
+    (440.0, "synthetic", "fluid_reverb(room=0.40,damp=0.30,level=0.50);eq;hum50(snr=21.0)", 70.0),  # A4
+    (32.70, "TimGM6mb.sf2", "level(+0.0>-12.0);ogg(q=0.30)", 1200.0),                    # C1: C1-B1
+    (4186.0, "TimGM6mb.sf2", "white(snr=3.0)", -5.0),                                    # C8: C8-B8
+]
+
+
+def hand_report(tmp_path) -> dict[str, pd.DataFrame]:
+    labels = pd.DataFrame([{"path": f"clip{i}.wav", "source": source, "instrument": "violin", "midi": 60,
+                            "frequency": hz, "augment": augment, "detune_cents": 0.0}
+                           for i, (hz, source, augment, _) in enumerate(HAND_LABELS)])
+    hz = labels["frequency"].to_numpy() * 2 ** (np.array([e for *_, e in HAND_LABELS]) / 1200)
+    write_report(predictions_table(labels, {"model": hz}), [Estimator("model", "model", "model")], tmp_path)
+    tables = {}
+    for stem in ("by_source", "by_octave", "by_augmentation"):
+        table = pd.read_csv(tmp_path / f"{stem}.csv")
+        tables[stem] = table.set_index(table.columns[1]).drop(columns="estimator")
+    return tables
+
+
+def test_the_tables_by_source_octave_and_augmentation_hold_the_right_clips(tmp_path):
+    tables = hand_report(tmp_path)
+    by_source = tables["by_source"]
+    assert by_source["count"].to_dict() == {"FluidR3_GM.sf2": 2, "TimGM6mb.sf2": 2, "synthetic": 2}
+    assert by_source["within_50"].to_dict() == {"FluidR3_GM.sf2": 1.0, "TimGM6mb.sf2": 0.5, "synthetic": 0.5}
+    assert by_source["median_abs_cents"].to_dict() == pytest.approx(
+        {"FluidR3_GM.sf2": 5.0, "TimGM6mb.sf2": 602.5, "synthetic": 50.0})
+    by_octave = tables["by_octave"]
+    assert by_octave["count"].to_dict() == {"C1-B1": 1, "C3-B3": 2, "C4-B4": 2, "C8-B8": 1}
+    assert by_octave["median_abs_cents"].to_dict() == pytest.approx(
+        {"C1-B1": 1200.0, "C3-B3": 15.0, "C4-B4": 40.0, "C8-B8": 5.0})
+    by_augmentation = tables["by_augmentation"]
+    assert by_augmentation["count"].to_dict() == {"none": 1, "noise+room": 1, "codec": 1,
+                                                  "eq+noise+room": 1, "codec+level": 1, "noise": 1}
+    assert by_augmentation["median_abs_cents"].to_dict() == pytest.approx(
+        {"none": 0.0, "noise+room": 10.0, "codec": 30.0, "eq+noise+room": 70.0, "codec+level": 1200.0,
+         "noise": 5.0})
+    page = (tmp_path / "report.md").read_text()
+    assert "## By octave" in page and "| C3-B3 | 15.0 · 100% (n=2) |" in page
+    assert "## By source" in page and "## By augmentation" in page

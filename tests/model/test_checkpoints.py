@@ -1,0 +1,100 @@
+"""Training's checkpoints when they are damaged: a run killed after its first epoch leaves
+models/NAME/checkpoints/ (last.keras, best.weights.h5, state.json); the next run resumes from it when it
+is whole, and starts over, finishing a whole model, when its model or its state is damaged or was made
+for other settings ("a damaged checkpoint only means starting over"). A tiny frame model: seconds."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.core.config import to_toml
+from pipeline.model.training import CHECKPOINT_DIR, train
+from tests.conftest import REPO, like_a_terminal, tiny_config
+
+EPOCHS = 6
+FRAME_MODEL = ('features.kind="frames"', 'model.variant="frames"', "model.frame_units=[4, 8, 4]",
+               f"train.epochs={EPOCHS}", "train.patience=100", "train.compare_reference=false",
+               'data.instruments=["Violin", "Flute"]', "data.note_low=60", "data.note_high=72")
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory):
+    """A config whose training was killed (SIGKILL) as soon as its first checkpoint was written."""
+    from pipeline.data.dataset import build_dataset
+    from pipeline.data.features import build_features
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    cfg = tiny_config(root, *FRAME_MODEL)
+    with contextlib.redirect_stdout(io.StringIO()):
+        build_dataset(cfg)
+        build_features(cfg)
+    config = root / "frames.toml"
+    config.write_text(to_toml(cfg))
+    state = cfg.model_dir / CHECKPOINT_DIR / "state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(config)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=like_a_terminal)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not state.is_file() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not (cfg.model_dir / "model.keras").exists(), \
+        "the run finished before it could be killed"
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 1 <= done < EPOCHS
+    return cfg, done
+
+
+def run_again(killed_run, tmp_path, damage) -> str:
+    """A copy of the killed run's folder, damaged by damage(checkpoint folder), trained again: what it
+    printed; the run must end with a whole model of every epoch."""
+    cfg, _ = killed_run
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(cfg.root), copy)
+    again = tiny_config(copy, *FRAME_MODEL)
+    damage(again.model_dir / CHECKPOINT_DIR)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        train(again)
+    history = pd.read_csv(again.model_dir / "history.csv")
+    assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
+    assert (again.model_dir / "model.keras").is_file() and (again.model_dir / "model.onnx").is_file()
+    assert not (again.model_dir / CHECKPOINT_DIR).exists()
+    return out.getvalue()
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def other_settings(folder: Path) -> None:
+    state = json.loads((folder / "state.json").read_text())
+    (folder / "state.json").write_text(json.dumps({**state, "fingerprint": "0" * 64}))
+
+
+def test_a_whole_checkpoint_is_resumed(killed_run, tmp_path):
+    out = run_again(killed_run, tmp_path, lambda folder: None)
+    assert f"resuming after epoch {killed_run[1]}" in out
+
+
+@pytest.mark.parametrize("damage", [
+    lambda folder: truncate(folder / "last.keras"),
+    lambda folder: (folder / "last.keras").write_bytes(b"PK\x03\x04 not a model"),
+    lambda folder: (folder / "state.json").write_text("{garbled"),
+    lambda folder: (folder / "state.json").unlink(),
+    other_settings,
+], ids=["model truncated", "model garbled", "state garbled", "state missing", "state of other settings"])
+def test_a_damaged_checkpoint_means_starting_over(killed_run, tmp_path, damage):
+    out = run_again(killed_run, tmp_path, damage)
+    assert "resuming" not in out
