@@ -206,7 +206,7 @@ def _cmd_config(args) -> int:
 
 
 def _add_export_parser(sub) -> None:
-    text = "write a trained stream model's ONNX file (what predict runs), or install it as the default model"
+    text = "write a trained frame or stream model's ONNX file (what predict runs), or install it as the default model"
     p = sub.add_parser("export", help=text, description=text)
     _add_config_args(p)
     p.add_argument("--default", action="store_true",

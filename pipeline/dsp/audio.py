@@ -17,15 +17,20 @@ from pipeline.core.errors import PipelineError
 FORMATS = "WAV, FLAC, MP3 and OGG"
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """(samples, channels) float32 and the sample rate; PipelineError naming the file if unusable."""
-    import soundfile as sf  # keeps `import pipeline.dsp.audio` light
-
+def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise PipelineError(f"{path}: is empty (0 bytes)")
+    return path
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """(samples, channels) float32 and the sample rate; PipelineError naming the file if unusable."""
+    import soundfile as sf  # keeps `import pipeline.dsp.audio` light
+
+    path = _existing_file(path)
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError, TypeError) as exc:
@@ -70,11 +75,7 @@ def audio_blocks(path: str | Path, block_seconds: float = BLOCK_SECONDS):
     import soundfile as sf
     import soxr
 
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise PipelineError(f"{path}: is empty (0 bytes)")
+    path = _existing_file(path)
     try:
         info = sf.info(str(path))
         blocks = sf.blocks(str(path), blocksize=max(1, int(block_seconds * info.samplerate)), dtype="float32",
