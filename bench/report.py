@@ -129,10 +129,11 @@ def prediction_rows(p: dict) -> list[dict]:
                          p["ours_vs"][name] > 1 if aim else None,
                          f"same files, same process; best of {len(t['runs_seconds'])} run(s); "
                          + ", ".join(f"{k} {v}" for k, v in t["settings"].items())))
-    summary = trackers["ours_summary"]
-    rows.append(_row(f"prediction: x real time on 1 core, `predict --summary` (hop {1000 * summary['hop_seconds']:g} "
-                     "ms)", _times(summary["x_realtime"]), "", None, "", None,
-                     "the stream model computes every spectrogram column whatever the hop"))
+    summary = trackers.get("ours_summary")
+    if summary is not None:   # a clip model's summary hop; a frame model's --summary is the predict path
+        rows.append(_row(f"prediction: x real time on 1 core, `predict --summary` (hop "
+                         f"{1000 * summary['hop_seconds']:g} ms)", _times(summary["x_realtime"]), "", None, "", None,
+                         "the clip model's summary reads 165 ms windows"))
     rows.append(_startup_row(p))
     return rows
 

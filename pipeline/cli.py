@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.cli_audio import add_evaluate_parser, add_predict_parser
-from pipeline.core.errors import STOP_SIGNALS, STOPPED, PipelineError, os_error_message, stop
+from pipeline.core.errors import STOP_SIGNALS, STOPPED, PipelineError, os_error_message, stop, stop_received
 
 DESCRIPTION = ("Render single-note pitch datasets with FluidSynth, compute spectrograms, train an f0 model, "
                "report its errors by pitch, and use it on your own audio.")
@@ -269,21 +269,34 @@ def main(argv: list[str] | None = None) -> int:
     # a signal ignored from the start stays ignored (nohup, a background job of a script)
     previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
                 if signal.getsignal(signum) is not signal.SIG_IGN}
+    stop_received(forget=True)
     try:
         code = _run(argv)
+        if stop_received() is not None and code == 0:   # a stop swallowed on its way up (in a finalizer)
+            print(STOPPED, file=sys.stderr)
+            code = 128 + stop_received()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if argv is not None else signal.SIG_IGN)
-    if argv is None and code > 128 and "tensorflow" in sys.modules:
+    if argv is None and code > 128 and ("tensorflow" in sys.modules or not _children_alive()):
         _leave_now(code)
     return code
 
 
+def _children_alive() -> bool:
+    import multiprocessing
+
+    return bool(multiprocessing.active_children())
+
+
 def _leave_now(code: int) -> None:
-    """End the program at once after a stop once TensorFlow is loaded: its teardown at exit waits for
-    the threads of its data pipeline (1 to 10 s measured after a Ctrl-C in the middle of an epoch),
-    and there is nothing left to tidy: every output is written whole or not at all, and training
-    and the report start no worker process (the stages that do never import TensorFlow)."""
+    """End the program at once after a stop, once no child process of it is alive or TensorFlow is
+    loaded: there is nothing left to tidy (every output is written whole or not at all; the workers
+    were ended by the stop; training and the report start no worker process), and Python's own exit
+    can wait far beyond the 2 s a stop may take: TensorFlow's teardown waits for the threads of its
+    data pipeline (1 to 10 s measured after a Ctrl-C mid-epoch), and the exit joins a worker pool's
+    manager thread without a time limit (once, a closed terminal's stop of `data` under load
+    printed its line and then hung there for more than a minute)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -300,6 +313,9 @@ def _run(argv: list[str] | None) -> int:
             set_shown(args.progress)
         return args.func(args)
     except PipelineError as exc:
+        if stop_received() is not None:   # the stop's own consequence (workers ended by the same signal)
+            print(STOPPED, file=sys.stderr)
+            return 128 + stop_received()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or a signal as Interrupted

@@ -42,6 +42,7 @@ def stop(signum: int, frame, ignore_more: bool = True) -> None:
     imports into its own ImportError (a traceback instead of the stop), and a library's `except
     ImportError` would then swallow the stop. There the signal is sent again to the main thread as soon
     as the import is over (a thread watches the main thread's stack)."""
+    _RECEIVED.setdefault("signum", signum)
     if _importing(frame) and not _PENDING.get("forced"):
         if "signum" not in _PENDING:
             _PENDING["signum"] = signum
@@ -56,8 +57,21 @@ def stop(signum: int, frame, ignore_more: bool = True) -> None:
 
 
 _PENDING: dict = {}           # "signum": a stop waiting for an import to end; "forced": the wait ran out
+_RECEIVED: dict = {}          # "signum": the stop raised, even where it was swallowed (see stop_received)
 IMPORT_POLL_SECONDS = 0.001
 IMPORT_WAIT_SECONDS = 5.0     # longer than any import: a program run by an import (not ours) still stops
+
+
+def stop_received(forget: bool = False) -> int | None:
+    """The first stop signal received since the last `forget`, if any, raised yet or not. An
+    Interrupted raised where Python ignores exceptions (a finalizer of multiprocessing, a __del__) is
+    lost on its way up, and one deferred by an import is not raised yet when a worker pool, broken
+    by the same signal, fails first; the CLI asks here, so that such a stop still ends as one, not
+    as a worker that died."""
+    signum = _RECEIVED.get("signum")
+    if forget:
+        _RECEIVED.clear()
+    return signum
 
 
 def _importing(frame) -> bool:

@@ -129,7 +129,7 @@ def track_audio(pieces: Iterable[np.ndarray], predictor,
 
 
 NOTE_SECONDS = 1.0                 # a one-note summary is made fine from (at most) its middle second
-NOTE_STEADY_CENTS = 20.0           # ... when its frames spread less than this (10th to 90th percentile)
+NOTE_STEADY_CENTS = 50.0           # ... when its frames spread less than this (10th to 90th percentile)
 
 
 def refine_note(blocks: Iterable[np.ndarray], times: np.ndarray, hz: np.ndarray) -> np.ndarray:

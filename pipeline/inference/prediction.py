@@ -370,9 +370,10 @@ def predict_files(paths: Iterable[str | Path], model_path: str | Path, output_di
     return list(iter_files(paths, load_predictor(model_path), output_dir, hop, summary, batch_size, refine))
 
 
-def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: float = SUMMARY_HOP_SECONDS,
+def summarize_files(paths: Sequence[str | Path], model_path: str | Path, hop: float | None = None,
                     batch_size: int = C.PREDICT_BATCH, with_errors: bool = False, refine: bool = True):
-    """Each single-note file's f0 in Hz, NaN where it failed (unreadable, silent, no pitch).
+    """Each single-note file's f0 in Hz, NaN where it failed (unreadable, silent, no pitch); `hop`: see
+    iter_files (None: every 10 ms frame of a frame model, 165 ms windows of a clip model).
 
     With `with_errors`, returns (hz, messages) where messages[i] is None or why file i failed.
     """

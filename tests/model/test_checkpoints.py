@@ -1,7 +1,8 @@
 """Training's checkpoints when they are damaged: a run killed after its first epoch leaves
-models/NAME/checkpoints/ (last.keras, best.weights.h5, state.json); the next run resumes from it when it
-is whole, and starts over, finishing a whole model, when its model or its state is damaged or was made
-for other settings ("a damaged checkpoint only means starting over"). A tiny frame model: seconds."""
+models/NAME/checkpoints/checkpoint.npz (weights, optimizer, best weights, state); the next run resumes
+from it when it is whole, and starts over, finishing a whole model, when it is damaged, lacks a part, does
+not fit the network or was made for other settings ("a damaged checkpoint only means starting over").
+A tiny frame model: seconds."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.core.config import to_toml
+from pipeline.model.checkpoints import CHECKPOINT_FILE
 from pipeline.model.training import CHECKPOINT_DIR, train
 from tests.conftest import REPO, like_a_terminal, tiny_config
 
@@ -41,17 +44,17 @@ def killed_run(tmp_path_factory):
         build_features(cfg)
     config = root / "frames.toml"
     config.write_text(to_toml(cfg))
-    state = cfg.model_dir / CHECKPOINT_DIR / "state.json"
+    checkpoint = cfg.model_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(config)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=like_a_terminal)
     deadline = time.monotonic() + 300
-    while proc.poll() is None and not state.is_file() and time.monotonic() < deadline:
+    while proc.poll() is None and not checkpoint.is_file() and time.monotonic() < deadline:
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL and not (cfg.model_dir / "model.keras").exists(), \
         "the run finished before it could be killed"
-    done = json.loads(state.read_text())["epochs_done"]
+    done = read_checkpoint(checkpoint)["state"]["epochs_done"]
     assert 1 <= done < EPOCHS
     return cfg, done
 
@@ -74,13 +77,24 @@ def run_again(killed_run, tmp_path, damage) -> str:
     return out.getvalue()
 
 
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint's arrays by name, its state decoded."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = dict(archive)
+    return {**arrays, "state": json.loads(bytes(arrays["state"]).decode())}
+
+
+def rewrite_checkpoint(folder: Path, change) -> None:
+    """The checkpoint rewritten after change(arrays by name, state dict) edited it in place."""
+    arrays = read_checkpoint(folder / CHECKPOINT_FILE)
+    state = arrays.pop("state")
+    change(arrays, state)
+    arrays.setdefault("state", np.frombuffer(json.dumps(state).encode(), dtype=np.uint8))
+    np.savez(folder / CHECKPOINT_FILE, **arrays)
+
+
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def other_settings(folder: Path) -> None:
-    state = json.loads((folder / "state.json").read_text())
-    (folder / "state.json").write_text(json.dumps({**state, "fingerprint": "0" * 64}))
 
 
 def test_a_whole_checkpoint_is_resumed(killed_run, tmp_path):
@@ -89,12 +103,15 @@ def test_a_whole_checkpoint_is_resumed(killed_run, tmp_path):
 
 
 @pytest.mark.parametrize("damage", [
-    lambda folder: truncate(folder / "last.keras"),
-    lambda folder: (folder / "last.keras").write_bytes(b"PK\x03\x04 not a model"),
-    lambda folder: (folder / "state.json").write_text("{garbled"),
-    lambda folder: (folder / "state.json").unlink(),
-    other_settings,
-], ids=["model truncated", "model garbled", "state garbled", "state missing", "state of other settings"])
+    lambda folder: truncate(folder / CHECKPOINT_FILE),
+    lambda folder: (folder / CHECKPOINT_FILE).write_bytes(b"PK\x03\x04 not a checkpoint"),
+    lambda folder: rewrite_checkpoint(folder, lambda arrays, state: state.update(fingerprint="0" * 64)),
+    lambda folder: rewrite_checkpoint(folder, lambda arrays, state: arrays.pop("weights0")),
+    lambda folder: rewrite_checkpoint(folder, lambda arrays, state: arrays.update(weights0=np.zeros((3, 3)))),
+    lambda folder: rewrite_checkpoint(folder, lambda arrays, state: state["arrays"].update(optimizer=1)),
+    lambda folder: rewrite_checkpoint(folder, lambda arrays, state: arrays.update(state=np.zeros(0, np.uint8))),
+], ids=["truncated", "garbled", "of other settings", "a weight missing", "a weight of another shape",
+        "optimizer cut short", "state empty"])
 def test_a_damaged_checkpoint_means_starting_over(killed_run, tmp_path, damage):
     out = run_again(killed_run, tmp_path, damage)
     assert "resuming" not in out

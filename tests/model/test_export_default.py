@@ -70,7 +70,8 @@ def test_export_default_installs_the_model_that_predict_then_uses(trained_frame_
     exported = cfg.model_dir / "model.onnx"
     assert (installed / "default.onnx").read_bytes() == exported.read_bytes()
     meta = json.loads((installed / "default.json").read_text())
-    assert meta == {**json.loads((cfg.model_dir / "model.json").read_text()), "onnx_sha256": sha256(exported)}
+    assert meta == json.loads((cfg.model_dir / "model.json").read_text())
+    assert meta["files"]["onnx"] == sha256(exported)
     assert meta["variant"] == "frames" and not list(installed.glob(".*"))          # no temporary file left
     assert {p.name: sha256(p) for p in default_model_path().parent.iterdir()} == shipped   # the real one untouched
 

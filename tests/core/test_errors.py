@@ -1,0 +1,55 @@
+"""A stop by signal that Python swallows on its way up (raised in a finalizer) is not lost: the
+CLI still ends as a stop, 128 + the signal, with its one line, not as the error that followed it."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import signal
+
+import pytest
+
+from pipeline import cli
+from pipeline.core.errors import STOPPED, PipelineError, stop, stop_received
+
+# Python reports the exception it swallowed: that is the case under test
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+class StoppedInFinalizer:
+    """Receives a SIGTERM while Python finalizes it (as multiprocessing's Popen finalizer did)."""
+
+    def __del__(self):
+        stop(signal.SIGTERM, None, ignore_more=False)
+
+
+def test_a_stop_raised_in_a_finalizer_is_remembered():
+    stop_received(forget=True)
+    StoppedInFinalizer()
+    gc.collect()
+    assert stop_received(forget=True) == signal.SIGTERM
+    assert stop_received() is None
+
+
+def test_the_cli_ends_a_swallowed_stop_as_a_stop(monkeypatch):
+    def broken_by_the_stop(args):
+        StoppedInFinalizer()
+        gc.collect()
+        raise PipelineError("a worker process died")
+
+    monkeypatch.setattr(cli, "_cmd_config", broken_by_the_stop)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(["config"])
+    assert code == 128 + signal.SIGTERM
+    assert err.getvalue().strip().splitlines()[-1] == STOPPED
+    assert "worker" not in err.getvalue()
+
+
+def test_the_cli_forgets_the_stop_of_an_earlier_call(monkeypatch):
+    monkeypatch.setattr(cli, "_cmd_config", lambda args: (StoppedInFinalizer(), gc.collect(), 0)[-1])
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["config"]) == 128 + signal.SIGTERM
+    monkeypatch.setattr(cli, "_cmd_config", lambda args: 0)
+    assert cli.main(["config"]) == 0
