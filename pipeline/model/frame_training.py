@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core import constants as C
-from pipeline.core.artifacts import sha256_file
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import cents, within
-from pipeline.data.feature_files import DONE_FILE, features_dir
+from pipeline.data.feature_files import dataset_hash
 from pipeline.data.frame_examples import load_examples
 from pipeline.model.frame_batches import validation_inputs
 
@@ -30,7 +29,7 @@ def load_frame_data(cfg: Config) -> dict:
     val_x, val_hz = validation_inputs(val_audio, val_examples, cfg.model.frame_context, VALIDATION_EXAMPLES,
                                       cfg.train.seed)
     return {"train_x": examples, "train_hz": examples[:, 1].copy(), "val_x": val_x, "val_hz": val_hz,
-            "input_mean": 0.0, "input_std": 1.0, "dataset_sha256": sha256_file(features_dir(cfg) / DONE_FILE),
+            "input_mean": 0.0, "input_std": 1.0, "dataset_sha256": dataset_hash(cfg),
             "train_audio": audio}
 
 

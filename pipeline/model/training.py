@@ -41,7 +41,7 @@ from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import cents, within
 from pipeline.data.clips import DATASET_FILE
-from pipeline.data.feature_files import dataset_hash, load_split
+from pipeline.data.feature_files import DONE_FILE, dataset_hash, features_dir, load_split
 from pipeline.model.batches import BatchMaker, Changes, epoch_batches, make_dataset
 from pipeline.model.checkpoints import (
     CHECKPOINT_DIR,
@@ -131,6 +131,8 @@ def _fingerprint(cfg: Config, plan: dict, data: TrainingData) -> str:
     """What a checkpoint depends on: a run resumes only from one with the same fingerprint."""
     return fingerprint({"model": cfg.to_dict()["model"], "train": cfg.to_dict()["train"], "plan": plan,
                         "features": cfg.to_dict()["features"], "dataset": data.dataset_sha256,
+                        # what the split files hold (a frame model's phrases are not in the manifest)
+                        "split_files": sha256_file(features_dir(cfg) / DONE_FILE),
                         "format": C.MODEL_FORMAT_VERSION})
 
 

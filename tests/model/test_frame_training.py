@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.core import constants as C
+from pipeline.core.artifacts import sha256_file
 from pipeline.dsp.log_spectrum import frame_spectra
 from pipeline.model.frame_network import context_frames
 from tests.conftest import REPO, tiny_phrase_config
@@ -46,6 +47,8 @@ def test_training_writes_a_frame_model_and_its_export(trained):
     assert meta["variant"] == "frames" and meta["encoding"]["kind"] == "frames"
     assert meta["config"]["features"]["kind"] == "frames" and set(meta["files"]) == {"keras", "onnx"}
     assert meta["training"]["epochs_run"] == 4 and meta["training"]["train_clips"] > 300
+    # names its data as a clip model does, so the report knows it was trained on this build
+    assert meta["dataset_sha256"] == sha256_file(cfg.data_dir / "manifest.csv")
     # it learned something: validation frames within 50 cents, against none for a network that guesses
     assert meta["training"]["best"]["val_rpa50"] > 0.2
 
