@@ -19,12 +19,12 @@ from pipeline import __version__
 from pipeline.cli_audio import add_evaluate_parser, add_predict_parser
 from pipeline.core.errors import STOP_SIGNALS, STOPPED, PipelineError, os_error_message, stop, stop_received
 
-DESCRIPTION = ("Render single-note pitch datasets with FluidSynth, compute spectrograms, train an f0 model, "
-               "report its errors by pitch, and use it on your own audio.")
+DESCRIPTION = ("Track the f0 of any monophonic audio every 10 ms (a model ships in the package); render "
+               "labelled pitch datasets (notes and phrases) with FluidSynth, train and evaluate f0 models.")
 STAGES = {
-    "data": "render, slice and label the dataset (data/NAME/)",
-    "features": "compute the 513x90 spectrograms per split (data/NAME/features/)",
-    "train": "train the f0 regressor (models/NAME/)",
+    "data": "render, slice and label the dataset: note clips and phrases (data/NAME/)",
+    "features": "compute the model's inputs per split (data/NAME/features/)",
+    "train": "train the f0 model and export it to ONNX (models/NAME/)",
     "report": "errors by pitch, instrument and segment, with baselines (reports/NAME/)",
     "check": "check that FluidSynth, sox and the soundfont are usable",
 }
