@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def benchmark_model(folder: Path) -> Model:
 
     shipped = default_model_path()
     if shipped.is_file():
-        return Model(shipped, True, {"source": "shipped", "file": str(shipped), "bytes": shipped.stat().st_size})
+        variant = json.loads(shipped.with_suffix(".json").read_text())["variant"]
+        return Model(shipped, True, {"source": "shipped", "variant": variant, "file": str(shipped),
+                                     "bytes": shipped.stat().st_size})
     return build_untrained(folder)
 
 
@@ -68,5 +71,6 @@ def build_untrained(folder: Path) -> Model:
             "params": int(network.count_params()), "weights": f"untrained (seed {SEED}), for the benchmark"}
     write_metadata(path, meta, {"onnx": sha256_file(path)})
     return Model(path, False, {"source": f"untrained stream network of {recipe.relative_to(REPO)}'s [model]",
+                               "variant": "stream",
                                "params": meta["params"], "bins": encoding.n_outputs, "bytes": path.stat().st_size,
                                "weights": "random (the same cost as trained)", "model_config": asdict(cfg.model)})

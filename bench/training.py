@@ -70,7 +70,7 @@ def measure(cfg, model_cfg, batch: int, max_steps: int, budget: float, device: s
     steps = len(marks) - 1
     seconds = marks[-1] - marks[0]
     return {"variant": variant, "width": model_cfg.width, "params": int(network.count_params()),
-            "batch_size": batch, "steps_timed": steps, "seconds": round(seconds, 3),
+            "batch_size": batch, "steps_timed": steps, "seconds": round(seconds, 6),
             "first_step_seconds": round(marks[0] - started, 3),
             "samples_per_second": round(steps * batch / seconds, 2) if steps > 0 else None,
             "backend": keras.backend.backend(), "precision": keras.mixed_precision.global_policy().name}
