@@ -17,7 +17,15 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.cli_audio import add_evaluate_parser, add_predict_parser
-from pipeline.core.errors import STOP_SIGNALS, STOPPED, PipelineError, os_error_message, stop, stop_received
+from pipeline.core.errors import (
+    STOP_SIGNALS,
+    STOPPED,
+    PipelineError,
+    os_error_message,
+    settle_stop,
+    stop,
+    stop_received,
+)
 
 DESCRIPTION = ("Track the f0 of any monophonic audio every 10 ms (a model ships in the package); render "
                "labelled pitch datasets (notes and phrases) with FluidSynth, train and evaluate f0 models.")
@@ -270,17 +278,30 @@ def main(argv: list[str] | None = None) -> int:
     previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS
                 if signal.getsignal(signum) is not signal.SIG_IGN}
     stop_received(forget=True)
+    hook, sys.unraisablehook = sys.unraisablehook, _quiet_stop(sys.unraisablehook)
     try:
         code = _run(argv)
         if stop_received() is not None and code == 0:   # a stop swallowed on its way up (in a finalizer)
+            settle_stop()
             print(STOPPED, file=sys.stderr)
             code = 128 + stop_received()
     finally:
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler if argv is not None else signal.SIG_IGN)
     if argv is None and code > 128 and ("tensorflow" in sys.modules or not _children_alive()):
         _leave_now(code)
     return code
+
+
+def _quiet_stop(hook):
+    """sys.unraisablehook that keeps quiet about a stop raised where Python ignores exceptions (a
+    finalizer of multiprocessing, run by the garbage collector): the stop is not lost (stop_received
+    holds it) and its one line comes from the CLI, not "Exception ignored in" and a traceback."""
+    def unraisable(info):
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            hook(info)
+    return unraisable
 
 
 def _children_alive() -> bool:
@@ -314,6 +335,7 @@ def _run(argv: list[str] | None) -> int:
         return args.func(args)
     except PipelineError as exc:
         if stop_received() is not None:   # the stop's own consequence (workers ended by the same signal)
+            settle_stop()
             print(STOPPED, file=sys.stderr)
             return 128 + stop_received()
         print(f"error: {exc}", file=sys.stderr)

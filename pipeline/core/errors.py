@@ -57,9 +57,20 @@ def stop(signum: int, frame, ignore_more: bool = True) -> None:
 
 
 _PENDING: dict = {}           # "signum": a stop waiting for an import to end; "forced": the wait ran out
-_RECEIVED: dict = {}          # "signum": the stop raised, even where it was swallowed (see stop_received)
+_RECEIVED: dict = {}          # "signum": the stop received, raised yet or not (see stop_received)
+_SETTLING = threading.Lock()  # a stop resent after an import, or the CLI's settle_stop: one or the other
 IMPORT_POLL_SECONDS = 0.001
 IMPORT_WAIT_SECONDS = 5.0     # longer than any import: a program run by an import (not ours) still stops
+
+
+def settle_stop() -> None:
+    """The CLI has ended the run as a stop without an Interrupted (see stop_received): no stop signal
+    that follows, nor one still waiting for an import to end, may interrupt its last words (it did:
+    the stop's line printed twice, the second inside the first)."""
+    with _SETTLING:
+        _PENDING["settled"] = True
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
 
 
 def stop_received(forget: bool = False) -> int | None:
@@ -71,6 +82,7 @@ def stop_received(forget: bool = False) -> int | None:
     signum = _RECEIVED.get("signum")
     if forget:
         _RECEIVED.clear()
+        _PENDING.pop("settled", None)
     return signum
 
 
@@ -87,11 +99,15 @@ def _resend_after_import(signum: int) -> None:
     main, deadline = threading.main_thread().ident, time.monotonic() + IMPORT_WAIT_SECONDS
     while _importing(sys._current_frames().get(main)) and time.monotonic() < deadline:
         time.sleep(IMPORT_POLL_SECONDS)
-    if time.monotonic() >= deadline:
-        _PENDING["forced"] = True        # still importing: stop there
-    else:
-        _PENDING.pop("signum", None)     # should it land in the next import, it waits again
-    signal.pthread_kill(main, signum)    # to the main thread: a call it waits in returns (EINTR)
+    with _SETTLING:
+        if _PENDING.get("settled"):
+            _PENDING.pop("signum", None)
+            return                       # the CLI has already ended the run as this stop
+        if time.monotonic() >= deadline:
+            _PENDING["forced"] = True        # still importing: stop there
+        else:
+            _PENDING.pop("signum", None)     # should it land in the next import, it waits again
+        signal.pthread_kill(main, signum)    # to the main thread: a call it waits in returns (EINTR)
 
 
 def disk_full(path) -> PipelineError:
