@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler if argv is not None else signal.SIG_IGN)
-    if argv is None and code > 128 and ("tensorflow" in sys.modules or not _children_alive()):
+    if argv is None and code > 128 and ("tensorflow" in sys.modules or _exit_would_wait()):
         _leave_now(code)
     return code
 
@@ -304,20 +304,27 @@ def _quiet_stop(hook):
     return unraisable
 
 
-def _children_alive() -> bool:
+def _exit_would_wait() -> bool:
+    """True when Python's exit would join a thread that is still running (a worker pool's manager
+    thread the stop could not end) and no child process is left to tidy."""
     import multiprocessing
+    import threading
 
-    return bool(multiprocessing.active_children())
+    waiting = any(t.is_alive() and not t.daemon and t is not threading.current_thread()
+                  for t in threading.enumerate())
+    return waiting and not multiprocessing.active_children()
 
 
 def _leave_now(code: int) -> None:
-    """End the program at once after a stop, once no child process of it is alive or TensorFlow is
-    loaded: there is nothing left to tidy (every output is written whole or not at all; the workers
-    were ended by the stop; training and the report start no worker process), and Python's own exit
-    can wait far beyond the 2 s a stop may take: TensorFlow's teardown waits for the threads of its
-    data pipeline (1 to 10 s measured after a Ctrl-C mid-epoch), and the exit joins a worker pool's
-    manager thread without a time limit (once, a closed terminal's stop of `data` under load
-    printed its line and then hung there for more than a minute)."""
+    """End the program at once after a stop when TensorFlow is loaded, or when the exit would wait for
+    a thread and no child process is left: there is nothing left to tidy (every output is written
+    whole or not at all; the workers were ended by the stop; training and the report start no
+    worker process), and Python's own exit can wait far beyond the 2 s a stop may take:
+    TensorFlow's teardown waits for the threads of its data pipeline (1 to 10 s measured after a
+    Ctrl-C mid-epoch), and the exit joins a worker pool's manager thread without a time limit
+    (once, a closed terminal's stop of `data` under load printed its line and then hung there for
+    more than a minute). Not always: multiprocessing's own exit also removes the pool's
+    semaphores, which its resource tracker otherwise reports as leaked, on the user's terminal."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
