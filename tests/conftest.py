@@ -125,9 +125,10 @@ def pytest_collection_modifyitems(config, items):
 
 # --- skips are never silent ---------------------------------------------------------------
 # Modules whose absence fails the tests that need them instead of skipping them. `make test`
-# installs the cluster extra, so a missing Dask there is a broken install, not an option.
+# installs the cluster and formats extras (in [all]), so a missing Dask or pyarrow there is a broken
+# install, not an option (the formats tests once skipped in CI, unnoticed, for want of [formats]).
 # PIPELINE_TEST_REQUIRE adds more, comma-separated (.ci/run adds torchcrepe once it installed it).
-REQUIRED_MODULES = ("dask", "distributed")
+REQUIRED_MODULES = ("dask", "distributed", "pyarrow")
 
 
 def required_modules() -> set[str]:
@@ -150,7 +151,7 @@ def _fail_a_required_skip(report) -> None:
     reason = skip_reason(report)
     wanted = sorted(m for m in required_modules() if re.search(rf"(?<![\w.]){re.escape(m)}(?![\w])", reason))
     if wanted:
-        fix = ("make test installs it (pip install -e .[test,cluster])" if set(wanted) & set(REQUIRED_MODULES)
+        fix = ("make test installs it (pip install -e .[all,test])" if set(wanted) & set(REQUIRED_MODULES)
                else "install it (see .ci/run) or drop it from PIPELINE_TEST_REQUIRE")
         report.outcome = "failed"
         report.longrepr = f"skipped for want of {', '.join(wanted)}, which this test run requires ({reason}); {fix}"

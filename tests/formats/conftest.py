@@ -13,7 +13,7 @@ FORMATS = ("parquet", "webdataset", "tfrecord", "nsynth")
 
 @pytest.fixture(scope="session")
 def exported(tiny_dataset, tmp_path_factory):
-    pytest.importorskip("pyarrow", reason="pip install -e .[formats]")
+    pytest.importorskip("pyarrow", reason="pyarrow: pip install -e .[formats]")
     out = tmp_path_factory.mktemp("exports")
     done = E.export_dataset(tiny_dataset, FORMATS, out, shard_size=SHARD)
     return tiny_dataset, out, done
@@ -26,7 +26,7 @@ def framed(tmp_path_factory):
     from pipeline.data.dataset import build_dataset
     from tests.conftest import tiny_phrase_config
 
-    pytest.importorskip("pyarrow", reason="pip install -e .[formats]")
+    pytest.importorskip("pyarrow", reason="pyarrow: pip install -e .[formats]")
     root = tmp_path_factory.mktemp("framed")
     cfg = tiny_phrase_config(root, "split.val_share=0.4")
     build_dataset(cfg)

@@ -18,7 +18,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.clips import MANIFEST_COLUMNS, load_frames, load_manifest, split_rows
 from pipeline.formats import export as E
 
-pytest.importorskip("pyarrow", reason="pip install -e .[formats]")
+pytest.importorskip("pyarrow", reason="pyarrow: pip install -e .[formats]")
 
 from tests.formats.conftest import FORMATS, SHARD
 
