@@ -55,6 +55,30 @@ def tiny_dataset(tmp_path_factory) -> Config:
     return cfg
 
 
+def built(cfg: Config, dataset: Config | None = None, trained: bool = False) -> Config:
+    """`cfg` with its dataset (a copy of `dataset`'s, or rendered), its features and, when `trained`,
+    its model; what the stages print kept off stdout."""
+    import contextlib
+    import io
+    import shutil
+
+    from pipeline.data.features import build_features
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        if dataset is not None:
+            shutil.copytree(dataset.data_dir, cfg.data_dir)
+        else:
+            from pipeline.data.dataset import build_dataset
+
+            build_dataset(cfg)
+        build_features(cfg)
+        if trained:
+            from pipeline.model.training import train
+
+            train(cfg)
+    return cfg
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run `python -m pipeline ARGS` as a user would; returns the finished process."""
     full_env = {**os.environ, **(env or {})}
@@ -72,20 +96,8 @@ def trained_tiny(tiny_dataset, tmp_path_factory) -> Config:
     """The shared tiny dataset with its features and a small trained model: the bins model
     (6 epochs, enough for confident estimates) and the comparison reference regressor (1 epoch),
     for the tests that need a real model. Read-only: copy what a test changes."""
-    import contextlib
-    import io
-    import shutil
-
-    from pipeline.data.features import build_features
-    from pipeline.model.training import train
-
-    cfg = tiny_config(tmp_path_factory.mktemp("trained"), *TINY_MODEL, "train.epochs=6",
-                      "train.reference_epochs=1", "train.compare_reference=true")
-    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir)
-    with contextlib.redirect_stdout(io.StringIO()):
-        build_features(cfg)
-        train(cfg)
-    return cfg
+    return built(tiny_config(tmp_path_factory.mktemp("trained"), *TINY_MODEL, "train.epochs=6",
+                             "train.reference_epochs=1", "train.compare_reference=true"), tiny_dataset, trained=True)
 
 
 # --- slow tests -------------------------------------------------------------------------------

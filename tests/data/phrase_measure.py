@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from pipeline.core.constants import RENDER_RATE
+from pipeline.data.phrase_labels import window_label
+from pipeline.data.phrase_midi import BLOCK
 from pipeline.dsp.frame_pitch import yin
 
-RENDER_RATE = 44_100
 SR = 16_000
-BLOCK = 64
 STEP_SPREAD_CENTS = 80.0   # a frame whose window holds a label jump this big (trill step, legato
                            # step) has no single f0 to compare with; such frames are left out
 
@@ -38,25 +39,12 @@ def to_16k(audio: np.ndarray) -> np.ndarray:
     return soxr.resample(audio.astype(np.float32), RENDER_RATE, SR, quality="VHQ")
 
 
-def window_label(block_cents: np.ndarray, window: np.ndarray):
-    """Mean and spread (max - min) of the per-block label over each [start, end] span (s)."""
-    per_sample = np.repeat(block_cents, BLOCK)
-    csum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(per_sample))])
-    nans = np.concatenate([[0], np.cumsum(np.isnan(per_sample))])
-    lo = np.clip(np.round(window[:, 0] * RENDER_RATE).astype(np.int64), 0, len(per_sample) - 1)
-    hi = np.clip(np.round(window[:, 1] * RENDER_RATE).astype(np.int64), lo + 1, len(per_sample))
-    mean = (csum[hi] - csum[lo]) / (hi - lo)
-    mean[nans[hi] - nans[lo] > 0] = np.nan
-    spread = np.array([np.ptp(block_cents[a // BLOCK:(b - 1) // BLOCK + 1]) for a, b in zip(lo, hi)])
-    return mean, spread
-
-
 def measure(audio: np.ndarray, label, frames: np.ndarray | None = None) -> Accuracy:
     """Accuracy of the label against YIN on the audio, over `frames` (default: the label's clean
     frames) minus frames whose window straddles a label jump of STEP_SPREAD_CENTS or more."""
     frames = label.clean if frames is None else frames
     track = yin(to_16k(audio), label.times)
-    mean, spread = window_label(label.block_cents, np.nan_to_num(track.window))
+    mean, spread = window_label(np.repeat(label.block_cents, BLOCK), np.nan_to_num(track.window))
     use = frames & (spread < STEP_SPREAD_CENTS) & np.isfinite(mean)
     measured = 1200 * np.log2(np.where(np.isfinite(track.f0_hz), track.f0_hz, 1e-9) / 440.0) + 6900
     err = measured[use] - mean[use]

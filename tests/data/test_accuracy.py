@@ -31,30 +31,27 @@ RANDOM_REAL = [("timgm", 0), ("musescore", 71), ("fluidr3", 71), ("timgm", 57), 
 # phrases with many attacks, RPA50 99.7 %)
 
 
-def line(font, program, r, name, acc):
-    return f"{font:9s} {program:3d} {r.preset_name(program)[:18]:18s} {name:20s} {acc.line()}"
-
-
-@pytest.mark.parametrize("font,program", STEADY)
-def test_steady_waveforms_follow_the_label_on_every_gesture(renderers, font, program):
+def measured_gestures(renderers, font, program):
+    """Each gesture of GESTURES rendered by the preset and measured against its label, a line printed for each."""
     r = renderers(font)
     print()
     for name, spec in GESTURES.items():
         out = r.render(spec, program)
         acc = measure(out.audio, out.label)
-        print(line(font, program, r, name, acc))
+        print(f"{font:9s} {program:3d} {r.preset_name(program)[:18]:18s} {name:20s} {acc.line()}")
+        yield acc
+
+
+@pytest.mark.parametrize("font,program", STEADY)
+def test_steady_waveforms_follow_the_label_on_every_gesture(renderers, font, program):
+    for acc in measured_gestures(renderers, font, program):
         assert acc.frames > 150
         assert acc.rpa10 >= 0.99 and acc.median_cents <= 5.0
 
 
 @pytest.mark.parametrize("font,program", REAL)
 def test_real_instruments_follow_the_label(renderers, font, program):
-    r = renderers(font)
-    print()
-    for name, spec in GESTURES.items():
-        out = r.render(spec, program)
-        acc = measure(out.audio, out.label)
-        print(line(font, program, r, name, acc))
+    for acc in measured_gestures(renderers, font, program):
         assert acc.rpa >= 0.98 and acc.median_cents <= 5.0
 
 

@@ -4,8 +4,6 @@ inputs and outputs that do not fit are each one line (a real model, trained one 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 
@@ -14,26 +12,19 @@ import pytest
 
 from pipeline.core.artifacts import sha256_file
 from pipeline.core.errors import PipelineError
-from pipeline.data.features import build_features
 from pipeline.inference.predictor import OnnxPredictor, default_model_path, load_predictor
 from pipeline.model.metadata import FILES, SEAL, sidecar_path, write_metadata
 from pipeline.model.networks import Predictor
-from tests.conftest import TINY_MODEL, run_cli, tiny_config
+from tests.conftest import TINY_MODEL, built, run_cli, tiny_config
 
 
 @pytest.fixture(scope="module")
 def stream_model(tiny_dataset, tmp_path_factory):
     """models/NAME/ of a tiny stream model: model.keras, model.onnx, model.json."""
-    from pipeline.model.training import train
-
     cfg = tiny_config(tmp_path_factory.mktemp("predictor"), *TINY_MODEL, 'model.variant="stream"',
                       "model.harmonic_units=[8,4]", "model.encoder_units=[16]", "model.head_units=16",
                       "train.epochs=1", "train.compare_reference=false")
-    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir)
-    with contextlib.redirect_stdout(io.StringIO()):
-        build_features(cfg)
-        train(cfg)
-    return cfg.model_dir
+    return built(cfg, tiny_dataset, trained=True).model_dir
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from pipeline.core.config import to_toml
 from pipeline.model.checkpoints import CHECKPOINT_FILE
 from pipeline.model.training import CHECKPOINT_DIR, train
-from tests.conftest import REPO, like_a_terminal, tiny_config
+from tests.conftest import REPO, built, like_a_terminal, tiny_config
 
 EPOCHS = 6
 FRAME_MODEL = ('features.kind="frames"', 'model.variant="frames"', "model.frame_units=[4, 8, 4]",
@@ -34,14 +34,8 @@ FRAME_MODEL = ('features.kind="frames"', 'model.variant="frames"', "model.frame_
 @pytest.fixture(scope="module")
 def killed_run(tmp_path_factory):
     """A config whose training was killed (SIGKILL) as soon as its first checkpoint was written."""
-    from pipeline.data.dataset import build_dataset
-    from pipeline.data.features import build_features
-
     root = tmp_path_factory.mktemp("checkpoints")
-    cfg = tiny_config(root, *FRAME_MODEL)
-    with contextlib.redirect_stdout(io.StringIO()):
-        build_dataset(cfg)
-        build_features(cfg)
+    cfg = built(tiny_config(root, *FRAME_MODEL))
     config = root / "frames.toml"
     config.write_text(to_toml(cfg))
     checkpoint = cfg.model_dir / CHECKPOINT_DIR / CHECKPOINT_FILE

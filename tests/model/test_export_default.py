@@ -18,7 +18,7 @@ import soundfile as sf
 
 from pipeline.core.config import to_toml
 from pipeline.inference.predictor import default_model_path
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, built, tiny_config
 
 FRAME_MODEL = ('features.kind="frames"', 'model.variant="frames"', "model.frame_units=[4, 8, 4]", "train.epochs=1",
                "train.compare_reference=false", 'data.instruments=["Violin", "Flute"]', "data.note_low=60",
@@ -39,19 +39,8 @@ def pipeline_in(package_root, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained_frame_model(tmp_path_factory):
     """A tiny frame model trained one epoch on a few notes, and its config file."""
-    import contextlib
-    import io
-
-    from pipeline.data.dataset import build_dataset
-    from pipeline.data.features import build_features
-    from pipeline.model.training import train
-
     root = tmp_path_factory.mktemp("frame_model")
-    cfg = tiny_config(root, *FRAME_MODEL)
-    with contextlib.redirect_stdout(io.StringIO()):
-        build_dataset(cfg)
-        build_features(cfg)
-        train(cfg)
+    cfg = built(tiny_config(root, *FRAME_MODEL), trained=True)
     config = root / "frames.toml"
     config.write_text(to_toml(cfg))
     return cfg, config

@@ -28,10 +28,9 @@ import pytest
 from pipeline.core.artifacts import sha256_file
 from pipeline.core.config import to_toml
 from pipeline.core.errors import PipelineError
-from pipeline.data.features import build_features
 from pipeline.model.checkpoints import CHECKPOINT_DIR, CHECKPOINT_FILE
 from pipeline.model.training import train
-from tests.conftest import REPO, TINY_MODEL, like_a_terminal, tiny_config
+from tests.conftest import REPO, TINY_MODEL, built, like_a_terminal, tiny_config
 from tests.test_faults import INTERRUPTED, mount_tmpfs, stderr_lines, temporary_files
 
 RNG = random.Random(21)
@@ -44,10 +43,7 @@ STREAM = ('model.variant="stream"', "model.harmonic_units=[8,4]", "model.encoder
 def data_root(tiny_dataset, tmp_path_factory) -> Path:
     """A root whose data/ holds the shared tiny dataset with its features."""
     root = tmp_path_factory.mktemp("training_faults")
-    cfg = tiny_config(root, *TINY_MODEL, *STREAM)
-    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir)
-    with contextlib.redirect_stdout(io.StringIO()):
-        build_features(cfg)
+    built(tiny_config(root, *TINY_MODEL, *STREAM), tiny_dataset)
     return root
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,10 +21,9 @@ from pipeline.core.config import to_toml
 from pipeline.core.pitch import cents, hz_to_midi
 from pipeline.data.clips import load_manifest, split_rows
 from pipeline.data.feature_files import load_split
-from pipeline.data.features import build_features
 from pipeline.model.networks import Predictor
 from pipeline.model.training import train
-from tests.conftest import REPO, TINY_MODEL, tiny_config
+from tests.conftest import REPO, TINY_MODEL, built, tiny_config
 
 SCORES = ["loss", "val_loss", "val_cents_mean", "val_cents_median", "val_rpa50"]
 
@@ -34,10 +32,7 @@ SCORES = ["loss", "val_loss", "val_cents_mean", "val_cents_median", "val_rpa50"]
 def data_root(tiny_dataset, tmp_path_factory) -> Path:
     """A root whose data/ holds the shared tiny dataset with its features."""
     root = tmp_path_factory.mktemp("promises")
-    cfg = tiny_config(root, *TINY_MODEL)
-    shutil.copytree(tiny_dataset.data_dir, cfg.data_dir)
-    with contextlib.redirect_stdout(io.StringIO()):
-        build_features(cfg)
+    built(tiny_config(root, *TINY_MODEL), tiny_dataset)
     return root
 
 
