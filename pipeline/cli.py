@@ -282,16 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _run(argv)
         if stop_received() is not None and code == 0:   # a stop swallowed on its way up (in a finalizer)
-            settle_stop()
-            print(STOPPED, file=sys.stderr)
-            code = 128 + stop_received()
+            code = _stopped(stop_received())
     finally:
         sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler if argv is not None else signal.SIG_IGN)
-    if argv is None and code > 128 and ("tensorflow" in sys.modules or _exit_would_wait()):
+    if argv is None and code > 128 and "tensorflow" in sys.modules:
         _leave_now(code)
     return code
+
+
+def _stopped(signum: int) -> int:
+    """The stop's one line, and its exit code; no stop signal that follows interrupts them."""
+    settle_stop()
+    print(STOPPED, file=sys.stderr)
+    return 128 + signum
 
 
 def _quiet_stop(hook):
@@ -304,27 +309,14 @@ def _quiet_stop(hook):
     return unraisable
 
 
-def _exit_would_wait() -> bool:
-    """True when Python's exit would join a thread that is still running (a worker pool's manager
-    thread the stop could not end) and no child process is left to tidy."""
-    import multiprocessing
-    import threading
-
-    waiting = any(t.is_alive() and not t.daemon and t is not threading.current_thread()
-                  for t in threading.enumerate())
-    return waiting and not multiprocessing.active_children()
-
-
 def _leave_now(code: int) -> None:
-    """End the program at once after a stop when TensorFlow is loaded, or when the exit would wait for
-    a thread and no child process is left: there is nothing left to tidy (every output is written
-    whole or not at all; the workers were ended by the stop; training and the report start no
-    worker process), and Python's own exit can wait far beyond the 2 s a stop may take:
-    TensorFlow's teardown waits for the threads of its data pipeline (1 to 10 s measured after a
-    Ctrl-C mid-epoch), and the exit joins a worker pool's manager thread without a time limit
-    (once, a closed terminal's stop of `data` under load printed its line and then hung there for
-    more than a minute). Not always: multiprocessing's own exit also removes the pool's
-    semaphores, which its resource tracker otherwise reports as leaked, on the user's terminal."""
+    """End the program at once after a stop once TensorFlow is loaded: its teardown at exit waits for
+    the threads of its data pipeline (1 to 10 s measured after a Ctrl-C in the middle of an epoch),
+    and there is nothing left to tidy: every output is written whole or not at all, and training
+    and the report start no worker process (the stages that do never import TensorFlow). Not after
+    a stop of a stage with workers: multiprocessing's own exit wakes the pool's manager thread and
+    removes its semaphores, which its resource tracker otherwise reports as leaked on the terminal
+    (1 run in 5 of the stop tests, when this left at once whenever a thread was still alive)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -342,14 +334,11 @@ def _run(argv: list[str] | None) -> int:
         return args.func(args)
     except PipelineError as exc:
         if stop_received() is not None:   # the stop's own consequence (workers ended by the same signal)
-            settle_stop()
-            print(STOPPED, file=sys.stderr)
-            return 128 + stop_received()
+            return _stopped(stop_received())
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or a signal as Interrupted
-        print(STOPPED, file=sys.stderr)
-        return 128 + getattr(exc, "signum", signal.SIGINT)
+        return _stopped(getattr(exc, "signum", signal.SIGINT))
     except ModuleNotFoundError as exc:  # a light install running a stage: name the extra that brings it
         if EXTRAS.get((exc.name or "").split(".")[0]) is None:
             raise
