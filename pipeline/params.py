@@ -77,9 +77,9 @@ def outdated(cfg: Config) -> str | None:
     ended (newer than build.json). None when it is this config's dataset as built, or when no
     build has finished (no build.json: make runs the stage for its missing target anyway).
     `pipeline data` itself checks more: every record's rows and every clip's sha256."""
+    from pipeline.core.audio_format import clip_format
     from pipeline.data.clips import (
         BUILD_FILE,
-        CLIP_BYTES,
         DATASET_FILE,
         FRAMES_FILE,
         MANIFEST_FILE,
@@ -107,7 +107,8 @@ def outdated(cfg: Config) -> str | None:
         files += [PHRASES_FILE, FRAMES_FILE, *(f"{SHARDS_DIR}/{key}.csv" for key in info["phrases"].get("shards", [])),
                   *phrase_files]
     base = f"{folder}{os.sep}"
-    for relpath, size in [*((f, None) for f in files), *((c, CLIP_BYTES) for c in clips)]:
+    clip_bytes = clip_format(cfg.data).fixed_bytes  # None for FLAC, whose size varies
+    for relpath, size in [*((f, None) for f in files), *((c, clip_bytes) for c in clips)]:
         if relpath.startswith("/") or ".." in relpath.split("/"):  # check_inside's rule, 7 times cheaper
             return f"{MANIFEST_FILE} lists {relpath}, outside the dataset"
         try:

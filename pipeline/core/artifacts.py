@@ -402,6 +402,12 @@ def tool_versions() -> dict:
         except metadata.PackageNotFoundError:
             continue
     versions["sox_binary"] = _command_version(["sox", "--version"])
+    try:  # its libFLAC writes the FLAC clips: the soundfile wheel bundles both
+        import soundfile
+
+        versions["libsndfile"] = soundfile.__libsndfile_version__
+    except (ImportError, OSError):
+        versions["libsndfile"] = None
     try:
         import fluidsynth  # optional at import time
 

@@ -7,19 +7,18 @@ raise PipelineError naming the key. The same object is saved next to every outpu
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core import constants as C
+from pipeline.core.audio_format import FILE_FORMATS, SAMPLE_FORMATS, SAMPLE_RATES, check_clip_settings
 from pipeline.core.config_files import (
     REMOVED_KEYS,
-    is_bare_name,
     resolve_paths,
     resolved_override,
+    to_toml,  # noqa: F401  (pipeline.core.config.to_toml: where callers have always found it)
     upgrade,
     upgraded_override,
 )
@@ -54,18 +53,22 @@ class DataConfig:
     velocities: tuple[int, ...] = (100,)  # MIDI velocities, each note rendered at every one
     detune_share: float = 0.5          # share of notes detuned by a random pitch bend
     detune_max_cents: float = 50.0     # detune drawn uniformly in +-this
-    segments: tuple[str, ...] = CLASSIC_SEGMENTS  # constants.SEGMENTS adds onset and release
+    segments: tuple[str, ...] = CLASSIC_SEGMENTS  # constants.SEGMENTS adds onset, release and whole (alone)
     onset_lead_ms: tuple[float, float] = (20.0, 250.0)  # onset segment: starts this long before the onset
     release_at: tuple[float, float] = (0.3, 0.9)        # release segment: the note-off at this share of it
-    hold_seconds: float = 1.0          # note-on to note-off
-    release_seconds: float = 0.5       # rendered after note-off (decay segment lives here)
+    hold_seconds: float = 1.0          # note-on to note-off; at least clip_seconds + 0.05 but for whole notes
+    release_seconds: float = 0.5       # rendered after note-off (decay segment lives here); at least clip_seconds
     sustain_at: float = 0.5            # sustain segment centre, as a share of the hold
     gain: float = 0.4                  # FluidSynth master gain
     seed: int = 0                      # seeds every random draw of the plan (detune, segments, augmentation)
     workers: int = 0                   # 0 = every core
     shard_size: int = 32               # notes per shard, the unit of work and of resume
     scheduler: str = ""                # "" = local process pool, else tcp://HOST:PORT (Dask)
-    resampler: str = "soxr"            # 44.1 -> 16 kHz: soxr (libsoxr in-process) or sox (a sox process)
+    resampler: str = "soxr"            # 44.1 kHz -> sample_rate: soxr (libsoxr in-process) or sox (a sox process)
+    sample_rate: int = C.SAMPLE_RATE   # Hz of the clips; the spectrogram models need 16000, the frame model takes any
+    clip_seconds: float = C.CLIP_SECONDS  # each segment's length (the spectrogram models need 0.33)
+    sample_format: str = "int16"       # int16, int24 or float32 (float32: WAV only)
+    file_format: str = "wav"           # wav or flac (docs/dataset.md: the clips' formats)
 
     @property
     def soundfont(self) -> str:
@@ -266,8 +269,11 @@ class Config:
 _CHOICES = {
     "augment.noise_kinds": {"white", "pink", "brown", "hum"},
     "augment.mp3_kbps": {8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},  # MPEG-2 Layer III
-    "data.segments": set(C.SEGMENTS),
+    "data.segments": set(C.SEGMENT_NAMES),
     "data.resampler": {"soxr", "sox"},
+    "data.sample_rate": set(SAMPLE_RATES),
+    "data.sample_format": set(SAMPLE_FORMATS),
+    "data.file_format": set(FILE_FORMATS),
     "tones.kinds": set(TONE_KINDS),
     "phrases.registers": set(VOICE_REGISTERS),
     "split.test": {"instrument", "random"},
@@ -290,7 +296,7 @@ _RANGES = {
     "data.note_low": (C.MIDI_MIN, C.MIDI_MAX), "data.note_high": (C.MIDI_MIN, C.MIDI_MAX),
     "data.velocities": (1, 127), "data.detune_share": (0, 1), "data.detune_max_cents": (0, 200),
     "data.onset_lead_ms": (0, 300),
-    "data.hold_seconds": (C.CLIP_SECONDS + 0.05, 60), "data.release_seconds": (C.CLIP_SECONDS, 60),
+    "data.hold_seconds": (0.1, 60), "data.release_seconds": (0.05, 60), "data.clip_seconds": (0.05, 30),
     "data.sustain_at": (0, 1), "data.gain": (0.01, 10), "data.workers": (0, 4096),
     "data.shard_size": (1, 100_000), "tones.variants": (1, 1000),
     "phrases.seconds": (1.0, 17.0), "phrases.per_instrument": (0, 100_000), "phrases.tones": (0, 100_000),
@@ -310,7 +316,7 @@ _RANGES = {
     "train.level_db": (0, 100), "train.noise_share": (0, 0.9), "train.tone_share": (0, 0.9),
     "train.reference_epochs": (0, 100_000), "train.epochs": (1, 100_000),
     "train.batch_size": (1, 100_000), "train.learning_rate": (1e-8, 10), "train.patience": (1, 10_000),
-    "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 330),
+    "report.max_baseline_clips": (0, 10_000_000), "gate.min_sounding_ms": (0, 60_000),
     "gate.silent_peak_dbfs": (-200, 0), "gate.min_rms_db_below_note": (0, 200),   # dBFS and dB (SILENCE_DB is -200)
     "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),  # numpy's and TensorFlow's seed range
 }
@@ -371,6 +377,7 @@ def _check_consistency(cfg: Config) -> None:
         raise PipelineError(f"model.variant = {cfg.model.variant!r} needs features.kind = "
                             f"{'frames' if cfg.model.variant == 'frames' else 'spectrogram'!r}; set both to frames "
                             "for the frame model, or neither")
+    check_clip_settings(cfg)
     a = cfg.augment
     if len(a.noise_weights) != len(a.noise_kinds) or (a.noise_kinds and not sum(a.noise_weights) > 0):
         raise PipelineError(f"augment.noise_weights needs one weight per augment.noise_kinds entry "
@@ -429,20 +436,3 @@ def load_config(path: str | Path | None = DEFAULT_CONFIG, overrides: typing.Iter
     cfg = build(Config, raw, RULES)
     _check_consistency(cfg)
     return cfg
-
-
-def to_toml(cfg: Config) -> str:
-    """The operative config as TOML, written next to outputs so a run can be repeated from any
-    folder: relative paths made absolute (a root of "." is left out: the folder the run starts in)."""
-    lines = [f'name = {json.dumps(cfg.name)}']
-    if cfg.root != ".":
-        lines.append(f"root = {json.dumps(os.path.abspath(os.path.expanduser(cfg.root)))}")
-    for section, values in cfg.to_dict().items():
-        if not isinstance(values, dict):
-            continue
-        lines.append(f"\n[{section}]")
-        for key, value in values.items():
-            if section == "data" and key == "soundfonts":
-                value = [v if is_bare_name(v) else os.path.abspath(os.path.expanduser(v)) for v in value]
-            lines.append(f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}")
-    return "\n".join(lines) + "\n"

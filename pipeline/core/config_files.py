@@ -1,5 +1,6 @@
 """How a config file's text becomes the values the config is built from: keys of older configs
-upgraded, and relative paths (soundfonts, root) made relative to the file that names them."""
+upgraded, and relative paths (soundfonts, root) made relative to the file that names them; and
+how a config is written back as a file (`to_toml`)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,20 @@ def resolved_override(text: str) -> str:
     if keys != ["data", "soundfonts"] or not isinstance(value, list):
         return text
     return f"data.soundfonts={json.dumps([resolved_path(v, Path('.'), keep_relative=True) for v in value])}"
+
+
+def to_toml(cfg) -> str:
+    """The operative config as TOML, written next to outputs so a run can be repeated from any
+    folder: relative paths made absolute (a root of "." is left out: the folder the run starts in)."""
+    lines = [f'name = {json.dumps(cfg.name)}']
+    if cfg.root != ".":
+        lines.append(f"root = {json.dumps(os.path.abspath(os.path.expanduser(cfg.root)))}")
+    for section, values in cfg.to_dict().items():
+        if not isinstance(values, dict):
+            continue
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if section == "data" and key == "soundfonts":
+                value = [v if is_bare_name(v) else os.path.abspath(os.path.expanduser(v)) for v in value]
+            lines.append(f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}")
+    return "\n".join(lines) + "\n"

@@ -16,8 +16,10 @@ PEAK_NORMALIZE_LINEAR = 10.0 ** (PEAK_NORMALIZE_DBFS / 20.0)
 SILENCE_DB = -200.0             # the level reported for digital silence (where log10(0) would be)
 
 # where a clip sits on its note: attack (from the onset), sustain (mid-hold), decay (from the note-off);
-# onset (the note begins inside it), release (the note-off falls inside it)
+# onset (the note begins inside it), release (the note-off falls inside it): each clip_seconds long
 SEGMENTS = ("attack", "sustain", "decay", "onset", "release")
+WHOLE = "whole"                 # the segment of a whole note, note-on to the end of its release, alone in data.segments
+SEGMENT_NAMES = (*SEGMENTS, WHOLE)
 SYNTHETIC_SOURCE = "synthetic"  # the source name of pipeline/data/tones.py's notes (soundfonts go by file name)
 SOUNDING_RANGE_DB = 40.0        # a 10 ms frame "sounds" within this many dB of the clip's loudest
 

@@ -270,8 +270,16 @@ def apply(audio: np.ndarray, spec: AugmentSpec, rate: int = C.SAMPLE_RATE) -> np
     if spec.level:
         x = apply_level(x, spec.level)
     if spec.codec:
-        x = codec_round_trip(x, rate, spec.codec.codec, spec.codec.quality)
+        c = spec.codec
+        x = codec_round_trip(x, rate, c.codec, nearest_mp3_kbps(c.quality, rate) if c.codec == "mp3" else c.quality)
     return np.array(x, dtype=np.float32)
+
+
+def nearest_mp3_kbps(kbps: float, rate: int) -> int:
+    """The bitrate MP3 has at this rate nearest the one drawn (the lower of two as near): the draws are
+    MPEG-2's (16-24 kHz: every one exists); at 32-48 kHz MPEG-1 has no 8-24 or 144 kbps."""
+    table = _mp3_kbps_table(rate)[0]
+    return min(table, key=lambda option: (abs(option - kbps), option))
 
 
 # --- Drawing a spec per note --------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pipeline import __version__
 from pipeline.core import constants as C
 from pipeline.core.artifacts import write_if_changed
+from pipeline.core.audio_format import ClipFormat
 from pipeline.core.instruments import nsynth_labels
 
 if TYPE_CHECKING:
@@ -126,8 +127,10 @@ def _size_category(n: int) -> str:
 def _overview(summary: dict, manifest: pd.DataFrame) -> str:
     sources = ", ".join(f"`{s}`" for s in summary["sources"])
     low, high = (int(manifest["midi"].min()), int(manifest["midi"].max())) if len(manifest) else (0, 0)
-    return (f"{len(manifest):,} clips of single notes, {C.CLIP_SECONDS * 1000:.0f} ms each, {C.SAMPLE_RATE} Hz "
-            f"mono 16-bit WAV, from {summary['notes']:,} notes of {sources}, MIDI {low} to {high}. Each clip is "
+    fmt = ClipFormat.from_dict(summary.get("audio"))
+    whole = " (whole notes, note-on to the end of the release)" if C.WHOLE in summary.get("per_segment", {}) else ""
+    return (f"{len(manifest):,} clips of single notes, {fmt.describe()} each{whole}, "
+            f"from {summary['notes']:,} notes of {sources}, MIDI {low} to {high}. Each clip is "
             "labelled with its fundamental frequency in Hz (`frequency`), checked by an independent estimator "
             "(the label audit), with its source, instrument (General MIDI and NSynth families), velocity, "
             "segment of the note, augmentation and split. Made by pitch-pipeline "
@@ -208,7 +211,8 @@ def _provenance(summary: dict) -> str:
     return "\n\n".join(part for part in [
         f"Generator: pitch-pipeline {__version__} (`pipeline data`), deterministic: the same config and "
         "soundfonts give the same bytes. Each note is rendered (FluidSynth at 44.1 kHz, or a synthetic tone), "
-        "mixed to mono, resampled to 16 kHz, sliced into segments, gated, audited on the clean note, then "
+        f"mixed to mono, resampled to {ClipFormat.from_dict(summary.get('audio')).rate} Hz, sliced into segments, "
+        "gated, audited on the clean note, then "
         "augmented and written peak-normalised to -1 dBFS. Fingerprint of the data settings: "
         f"`{summary['params_fingerprint']}`.",
         "Soundfonts:" if summary["soundfonts"] else "No soundfont: synthetic tones only.",

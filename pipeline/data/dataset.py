@@ -11,8 +11,9 @@ second build renders nothing and an interrupted one resumes where it stopped; ev
 checks each record and the sha256 of every clip it lists, and renders again exactly the
 shards whose record or clips are missing or damaged.
 
-Per note, in the worker: render (FluidSynth, or a synthetic tone), mono at 16 kHz, PRE_ROLL
-of silence before it; find the onset, slice, gate and audit on this clean note; augment the
+Per note, in the worker: render (FluidSynth, or a synthetic tone), mono at the dataset's rate
+(16 kHz by default; data.sample_rate), PRE_ROLL_SECONDS of silence before it; find the onset,
+slice, gate and audit on this clean note; augment the
 whole note (rooms, microphone, noise, level, codec) and cut its clips at the very same
 places, so a segment the gate judged on the clean note keeps its label whatever noise
 covers it.
@@ -38,6 +39,7 @@ from pipeline.core.artifacts import (
     write_if_changed,
     write_json,
 )
+from pipeline.core.audio_format import clip_format
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import note_name
@@ -51,8 +53,9 @@ from pipeline.data.clips import (
     DATASET_FILE,
     MANIFEST_COLUMNS,
     SHARDS_DIR,
+    clip_bytes,
     clip_intact,
-    wav_bytes,
+    resample_clips,
     write_clip,
     write_manifest,
 )
@@ -72,7 +75,6 @@ if TYPE_CHECKING:
 RECORD_COLUMNS = [*(c for c in MANIFEST_COLUMNS if c not in ("split", "nominal_frequency", "audit_cents",
                                                              "label_rule")), "drop_reason"]
 MAX_PROBLEM_LINES = 5  # damaged shards named one per line; the rest counted
-PRE_ROLL = round(post.PRE_ROLL_SECONDS * C.SAMPLE_RATE)
 
 
 # --- one shard, in a worker ----------------------------------------------------------
@@ -118,51 +120,65 @@ def render_shard(task: ShardTask) -> list[dict]:
     carries its WAV bytes."""
     audio, timbres = _render_notes(task)
     rows = []
-    for note, mono, timbre in zip(task.notes, post.batch_to_dataset_rate(audio, task.settings.resampler), timbres):
-        rows.extend(_note_clips(task, note, mono, timbre))
+    mono = post.batch_to_dataset_rate(audio, task.settings.resampler, task.settings.audio.rate)
+    for note, note_audio, timbre in zip(task.notes, mono, timbres):
+        rows.extend(_note_clips(task, note, note_audio, timbre))
     return rows
 
 
-def _note_off(note: NoteSpec, hold_seconds: float) -> int:
-    """16 kHz samples from note-on to note-off: FluidSynth's lands on a block edge, a tone's exactly."""
+def pre_roll(rate: int = C.SAMPLE_RATE) -> int:
+    """The silence laid before each note, in samples at the dataset's rate."""
+    return round(post.PRE_ROLL_SECONDS * rate)
+
+
+def _note_off(note: NoteSpec, hold_seconds: float, rate: int = C.SAMPLE_RATE) -> int:
+    """Samples (at `rate`) from note-on to note-off: FluidSynth's lands on a block edge, a tone's exactly."""
     at = round(hold_seconds * C.RENDER_RATE) if note.tone else block_align(hold_seconds * C.RENDER_RATE)
-    return round(post.RATE_PERIOD_OUT / post.RATE_PERIOD_IN * at)
+    period_in, period_out = post.rate_periods(rate)
+    return round(period_out / period_in * at)
 
 
 def _windows(task: ShardTask, note: NoteSpec, clean: np.ndarray) -> tuple[int, dict[str, int]]:
     """The onset and where each segment starts in the clean note (pre-roll included): the classic
-    three always (they decide the gate's loudest segment), onset and release when built."""
-    s = task.settings
-    onset = PRE_ROLL + post.find_onset(clean[PRE_ROLL:])
-    lead = round(note.onset_lead_ms * C.SAMPLE_RATE / 1000) if "onset" in s.segments else None
+    three always (they decide the gate's loudest segment), onset and release when built; a whole
+    note alone, from its note-on."""
+    s, fmt = task.settings, task.settings.audio
+    start = pre_roll(fmt.rate)
+    onset = start + post.find_onset(clean[start:], fmt.rate)
+    if s.segments == (C.WHOLE,):
+        return onset, {C.WHOLE: start}
+    lead = round(note.onset_lead_ms * fmt.rate / 1000) if "onset" in s.segments else None
     release = note.release_at if "release" in s.segments else None
-    return onset, post.segment_starts(_note_off(note, s.hold_seconds), s.sustain_at, onset, lead, release, PRE_ROLL)
+    return onset, post.segment_starts(_note_off(note, s.hold_seconds, fmt.rate), s.sustain_at, onset, lead, release,
+                                      start, fmt.samples)
 
 
 def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray, timbre: str) -> list[dict]:
-    s = task.settings
-    clean = np.concatenate([np.zeros(PRE_ROLL, np.float32), audio])
+    s, fmt = task.settings, task.settings.audio
+    clean = np.concatenate([np.zeros(pre_roll(fmt.rate), np.float32), audio])
     onset, starts = _windows(task, note, clean)
-    clips = post.slice_segments(clean, starts)
+    clips = post.slice_segments(clean, starts, fmt.samples)
     levels = {name: post.level_dbfs(clip) for name, clip in clips.items()}
     loudest = max(rms for _, rms in levels.values())
     rows = []
-    for segment in (seg for seg in C.SEGMENTS if seg in s.segments):
-        row = _label_row(note, segment, timbre, *levels[segment])
-        row["offset_ms"] = round((starts[segment] - onset) * 1000 / C.SAMPLE_RATE, 2)
-        row["sounding_ms"] = post.sounding_ms(clips[segment])
+    for segment in (seg for seg in C.SEGMENT_NAMES if seg in s.segments):
+        row = _label_row(note, segment, timbre, *levels[segment], fmt.suffix)
+        row["offset_ms"] = round((starts[segment] - onset) * 1000 / fmt.rate, 2)
+        row["sounding_ms"] = post.sounding_ms(clips[segment], fmt.rate)
         row["drop_reason"] = post.gate_reason(*levels[segment], loudest, row["sounding_ms"], s.gate)
         rows.append(row)
     kept = [row for row in rows if row["drop_reason"] is None]
     if not kept:
         return rows
-    hz, confidence = fine_pitch.estimate(np.stack([clips[row["segment"]] for row in kept]))
-    heard = augmentation.apply(clean, note.augment) if note.augment != AugmentSpec() else clean
+    # the audit's estimator works at 16 kHz, whatever the clips' rate
+    audited = resample_clips(np.stack([clips[row["segment"]] for row in kept]), fmt.rate, C.SAMPLE_RATE)
+    hz, confidence = fine_pitch.estimate(audited)
+    heard = augmentation.apply(clean, note.augment, fmt.rate) if note.augment != AugmentSpec() else clean
     for row, estimate, sure in zip(kept, hz, confidence):
         row["audit_hz"] = round(float(estimate), 4) if np.isfinite(estimate) else None  # CSV: empty, not "nan"
         row["audit_confidence"] = round(float(sure), 4)
-        clip = post.slice_segments(heard, {row["segment"]: starts[row["segment"]]})[row["segment"]]
-        data = wav_bytes(post.to_pcm16(clip))
+        clip = post.slice_segments(heard, {row["segment"]: starts[row["segment"]]}, fmt.samples)[row["segment"]]
+        data = clip_bytes(post.quantize(clip, fmt.sample_format), fmt)
         if task.on_cluster:
             row["wav"] = data
         else:
@@ -171,9 +187,9 @@ def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray, timbre: str)
     return rows
 
 
-def _label_row(note: NoteSpec, segment: str, timbre: str, peak: float, rms: float) -> dict:
+def _label_row(note: NoteSpec, segment: str, timbre: str, peak: float, rms: float, suffix: str = ".wav") -> dict:
     inst = note.instrument
-    return {"path": note.clip_path(segment), "source": note.source, "instrument": inst.slug,
+    return {"path": note.clip_path(segment, suffix), "source": note.source, "instrument": inst.slug,
             "instrument_name": inst.name, "timbre": timbre, "program": inst.program, "family": inst.family,
             "midi": note.midi, "note": note_name(note.midi), "variant": note.variant, "detune_cents": note.cents,
             "bend": note.bend, "frequency": round(note.frequency, 6), "velocity": note.velocity, "segment": segment,
@@ -217,7 +233,8 @@ def _record_problem(cfg: Config, task: ShardTask, frame: pd.DataFrame) -> str | 
     kept = frame[frame["drop_reason"].isna()]
     if not kept["sha256"].fillna("").str.fullmatch("[0-9a-f]{64}").all():
         return "lists a clip without its sha256"
-    bad = [path for path, sha in zip(kept["path"], kept["sha256"]) if not clip_intact(cfg.data_dir, path, sha)]
+    fmt = task.settings.audio
+    bad = [path for path, sha in zip(kept["path"], kept["sha256"]) if not clip_intact(cfg.data_dir, path, sha, fmt)]
     if bad:
         return f"lists {len(bad)} clip(s) missing or changed ({bad[0]}{', ...' if len(bad) > 1 else ''})"
     return None
@@ -327,6 +344,7 @@ def _write_outputs(cfg: Config, rows: pd.DataFrame, plan: Plan, shards: list[Sha
     summary = {
         "config": cfg.to_dict(),
         "params_fingerprint": params_fingerprint(cfg, plan.fonts),  # which data slice built it (make checks)
+        "audio": clip_format(cfg.data).to_dict(),  # the clips' shape: what every reader expects
         "shards": [t.key for t in shards],  # their records, in plan order
         "soundfonts": [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in plan.fonts],
         "sources": _sources(cfg, plan),

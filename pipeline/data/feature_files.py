@@ -62,9 +62,10 @@ def load_split(cfg: Config, split: str) -> tuple[np.ndarray, pd.DataFrame]:
     except (OSError, ValueError) as exc:
         raise PipelineError(f"features file {path} is corrupt ({exc}); {fix}") from None
     rows = split_rows(load_manifest(cfg.data_dir), split)
-    if features.shape != (len(rows), *C.SPEC_SHAPE):
+    shape = tuple(done.get("shape") or C.SPEC_SHAPE)
+    if features.shape != (len(rows), *shape):
         raise PipelineError(f"features file {path} has shape {features.shape}, expected "
-                            f"({len(rows)}, {C.SPEC_SHAPE[0]}, {C.SPEC_SHAPE[1]}) for the manifest; {fix}")
+                            f"({len(rows)}, {shape[0]}, {shape[1]}) for the manifest; {fix}")
     if path.stat().st_size != record.get("bytes") or features.dtype != np.dtype(record.get("dtype", "V")):
         raise PipelineError(f"features file {path} is not the file done.json records (damaged, or from "
                             f"another build); {fix}")

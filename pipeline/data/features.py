@@ -1,4 +1,5 @@
-"""The features stage: one 513x90 magnitude spectrogram per clip, stored per split as memory-mappable .npy.
+"""The features stage: one 513x90 magnitude spectrogram per clip, stored per split as memory-mappable .npy
+(clips of another rate or length: the shape `pipeline.dsp.spectrogram.Stft.for_clips` gives, in done.json).
 
 `pipeline.dsp.spectrogram.spectrogram` is the pure function (arrays in, arrays out);
 `build_features` is the file-to-file stage; `load_split` is how training and evaluation read
@@ -30,11 +31,12 @@ from pipeline.core.artifacts import (
     sha256_file,
     write_json,
 )
+from pipeline.core.audio_format import DEFAULT_FORMAT, ClipFormat
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
-from pipeline.data.clips import load_manifest, manifest_path, read_clip, split_rows
+from pipeline.data.clips import dataset_format, load_manifest, manifest_path, read_clip, split_rows
 from pipeline.data.feature_files import BUILD_FILE, DONE_FILE, features_dir, record_path, split_path
-from pipeline.dsp.spectrogram import spectrogram
+from pipeline.dsp.spectrogram import Stft, spectrogram
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,15 @@ def read_manifest(cfg: Config) -> pd.DataFrame:
 
 
 def _stamp(cfg: Config) -> dict:
-    """What the features depend on: each split's record and done.json must match it."""
+    """What the features depend on: each split's record and done.json must match it (the clips'
+    format where it is not the default: the stamps of features built before it was one stay)."""
+    fmt = dataset_format(cfg.data_dir)
     return {"version": FEATURES_VERSION, "manifest_sha256": sha256_file(manifest_path(cfg.data_dir)),
-            "features": cfg.to_dict()["features"]}
+            "features": cfg.to_dict()["features"], **({} if fmt.is_default else {"audio": fmt.to_dict()})}
+
+
+def stft_of(fmt: ClipFormat) -> Stft:
+    return Stft.for_clips(fmt.rate, fmt.samples)
 
 
 def build_features(cfg: Config) -> dict:
@@ -115,8 +123,9 @@ def _done(stamp: dict, records: dict) -> dict:
     """done.json: the stamp and each split's record (nothing that changes from one run to the next)."""
     if set(records) != set(C.SPLITS):
         return {}
+    shape = stft_of(ClipFormat.from_dict(stamp.get("audio"))).shape
     return {**stamp, "splits": {s: records[s] for s in C.SPLITS}, "counts": {s: records[s]["rows"] for s in C.SPLITS},
-            "shape": list(C.SPEC_SHAPE)}
+            "shape": list(shape)}
 
 
 def _check_splits(cfg: Config, frame: pd.DataFrame, stamp: dict, done: dict | None) -> tuple[dict, list[str]]:
@@ -213,13 +222,14 @@ class _SplitFile:
 
     def __init__(self, cfg: Config, split: str, rows: pd.DataFrame, inputs: str, bar=None):
         self.cfg, self.split, self.rows, self.inputs, self.record = cfg, split, rows, inputs, None
+        self.fmt = dataset_format(cfg.data_dir)
         self.bar = bar  # a progress bar counting clips, or None
         self.starts = range(0, len(rows), cfg.features.batch_size)
         self.remaining = len(self.starts)
         self.file = AtomicFile(split_path(cfg, split))
         self.fh = open(self.file.tmp, "r+b")
         try:
-            self.writer = NpyRows(self.fh, self.file.tmp, cfg.features.dtype, (len(rows), *C.SPEC_SHAPE))
+            self.writer = NpyRows(self.fh, self.file.tmp, cfg.features.dtype, (len(rows), *stft_of(self.fmt).shape))
         except BaseException:
             self.__exit__()
             raise
@@ -235,12 +245,12 @@ class _SplitFile:
         cfg, size, hashes = self.cfg, self.cfg.features.batch_size, list(self.rows["sha256"])
         paths = [str(cfg.data_dir / p) for p in self.rows["path"]]
         return [(paths[s:s + size], hashes[s:s + size], cfg.features.scaling, cfg.features.dtype,
-                 str(self.file.tmp), self.writer.position(s)) for s in self.starts]
+                 str(self.file.tmp), self.writer.position(s), self.fmt) for s in self.starts]
 
     def fill(self, key: str) -> None:
         """Every shard here, one at a time (one worker), or on the cluster; then finish."""
         if self.cfg.data.scheduler:
-            _fill_on_cluster(self.cfg, self.rows, self.writer, self.starts, key)
+            _fill_on_cluster(self.cfg, self.rows, self.writer, self.starts, key, self.fmt)
         else:
             for job in self.jobs():
                 self._advance(featurize_files_into(*job))
@@ -270,10 +280,10 @@ class _SplitFile:
 
 
 def featurize_files_into(paths: list[str], sha256s: list[str], scaling: str, dtype: str, npy_path: str,
-                         position: int) -> int:
+                         position: int, fmt: ClipFormat = DEFAULT_FORMAT) -> int:
     """A local worker's shard: read and check the clips, write their spectrograms at `position`;
     returns how many it wrote."""
-    rows = featurize(paths, scaling, dtype, sha256s=sha256s)
+    rows = featurize(paths, scaling, dtype, sha256s=sha256s, fmt=fmt)
     fd = os.open(npy_path, os.O_WRONLY)
     try:
         pwrite_all(fd, rows, position, npy_path)
@@ -283,17 +293,17 @@ def featurize_files_into(paths: list[str], sha256s: list[str], scaling: str, dty
 
 
 def featurize(names: list[str], scaling: str, dtype: str, wavs: list[bytes] | None = None,
-              sha256s: list[str] | None = None) -> np.ndarray:
-    """A shard's (N, 513, 90) spectrograms in the stored dtype, from the clip files, or from
-    their WAV bytes (`wavs`, what a cluster worker gets); each clip checked against its sha256
-    in the manifest when `sha256s` are given."""
+              sha256s: list[str] | None = None, fmt: ClipFormat = DEFAULT_FORMAT) -> np.ndarray:
+    """A shard's (N, 513, 90) spectrograms (clips of another `fmt`: its Stft's shape) in the stored
+    dtype, from the clip files, or from their bytes (`wavs`, what a cluster worker gets); each clip
+    checked against its sha256 in the manifest when `sha256s` are given."""
     wavs = wavs or [_read_bytes(name) for name in names]
     for name, data, expected in zip(names, wavs, sha256s or [None] * len(names)):
         if expected is not None and sha256_bytes(data) != expected:
             raise PipelineError(f"clip {name} does not match its sha256 in the manifest (changed or damaged "
                                 "since it was built); run make data to rebuild it, then make features")
-    clips = np.stack([read_clip(name, data) for name, data in zip(names, wavs)])
-    return spectrogram(clips, scaling).astype(dtype, copy=False)
+    clips = np.stack([read_clip(name, data, fmt) for name, data in zip(names, wavs)])
+    return spectrogram(clips, scaling, stft=stft_of(fmt)).astype(dtype, copy=False)
 
 
 def _read_bytes(path: str) -> bytes:
@@ -304,14 +314,15 @@ def _read_bytes(path: str) -> bytes:
                             "then make features") from None
 
 
-def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: NpyRows, starts: range, key: str) -> None:
+def _fill_on_cluster(cfg: Config, rows: pd.DataFrame, writer: NpyRows, starts: range, key: str,
+                     fmt: ClipFormat) -> None:
     """Send each shard's WAV bytes to the cluster, write the spectrograms that come back."""
     size, paths, hashes = cfg.features.batch_size, list(rows["path"]), list(rows["sha256"])
 
     def job_args(start: int) -> tuple:
         names = paths[start:start + size]
         wavs = [_read_bytes(str(cfg.data_dir / name)) for name in names]
-        return names, cfg.features.scaling, cfg.features.dtype, wavs, hashes[start:start + size]
+        return names, cfg.features.scaling, cfg.features.dtype, wavs, hashes[start:start + size], fmt
 
     jobs = [(f"{key}-{start}", start, lambda start=start: job_args(start)) for start in starts]
     workers.run_on_cluster(cfg.data.scheduler, featurize, jobs, writer.write,

@@ -8,6 +8,9 @@ clips and phrases laid end to end, and one row per example frame.
     features/frames_SPLIT_examples.npy  float64 (N, 3): the frame's centre (a sample of the audio
                                         above), its f0 in Hz (0: unvoiced), its kind (0 note, 1 phrase)
 
+Clips of another rate (data.sample_rate) are resampled to the model's 16 kHz here, as `pipeline
+predict` resamples a file; clips of any length give their frames.
+
 Examples: `frames_per_note` frames of each note clip, away from its edges, spread evenly (a clip
 is one pitch; a few frames of many clips beat many frames of a few); every frame of every phrase
 except the flagged ones (phrase_labels.py: a label not to be trusted). A note's frame is voiced
@@ -37,10 +40,12 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.clips import (
     FRAMES_FILE,
     PHRASES_FILE,
+    dataset_format,
     load_manifest,
     manifest_path,
     read_clip,
     read_phrase,
+    resample_clips,
     split_rows,
 )
 from pipeline.data.feature_files import BUILD_FILE, DONE_FILE, features_dir
@@ -69,10 +74,11 @@ def stamp(cfg: Config) -> dict:
     """What the frame examples depend on (done.json holds it)."""
     folder = cfg.data_dir
     phrases = folder / PHRASES_FILE
+    fmt = dataset_format(folder)
     return {"kind": "frames", "version": FRAME_EXAMPLES_VERSION,
             "manifest_sha256": sha256_file(manifest_path(folder)) if manifest_path(folder).is_file() else None,
             "frames_sha256": sha256_file(folder / FRAMES_FILE) if phrases.is_file() else None,
-            "features": cfg.to_dict()["features"]}
+            "features": cfg.to_dict()["features"], **({} if fmt.is_default else {"audio": fmt.to_dict()})}
 
 
 def build_frame_examples(cfg: Config) -> dict:
@@ -115,6 +121,7 @@ def _intact(cfg: Config, split: str, record: dict | None) -> bool:
 
 def build_split(cfg: Config, split: str, manifest, phrases) -> dict:
     """Write one split's audio and examples; return its record (counts, sizes, sha256)."""
+    fmt = dataset_format(cfg.data_dir)
     audio, examples = [np.zeros(GAP, np.int16)], []   # silence first too: every context lies inside
     at = GAP
     for clip in _note_clips(cfg, manifest, split):
@@ -123,7 +130,8 @@ def build_split(cfg: Config, split: str, manifest, phrases) -> dict:
         at += len(audio[-1])
     if phrases is not None:
         for row in phrases[phrases["split"] == split].itertuples():
-            clip = read_phrase(cfg.data_dir / row.path)
+            clip = read_phrase(cfg.data_dir / row.path, fmt)
+            clip = resample_clips(clip[None], fmt.rate, C.SAMPLE_RATE)[0] if fmt.rate != C.SAMPLE_RATE else clip
             examples.append(_phrase_examples(read_frame_table(cfg.data_dir / row.frames_path), at))
             audio.append(_with_gap(clip))
             at += len(audio[-1])
@@ -142,8 +150,10 @@ def _note_clips(cfg: Config, manifest, split: str):
     if manifest is None:
         return
     rows = split_rows(manifest, split)
+    fmt = dataset_format(cfg.data_dir)
     for path, hz in zip(rows["path"], rows["frequency"]):
-        yield read_clip(cfg.data_dir / path), float(hz)
+        clip = read_clip(cfg.data_dir / path, fmt=fmt)
+        yield resample_clips(clip[None], fmt.rate, C.SAMPLE_RATE)[0], float(hz)
 
 
 def _with_gap(clip) -> np.ndarray:

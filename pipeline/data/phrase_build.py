@@ -65,7 +65,7 @@ def build_phrases(cfg: Config, fonts) -> dict | None:
     frames_written = write_frames_table(cfg, manifest)
     seconds = time.perf_counter() - started
     rendered = sum(len(t.items) for t in todo)
-    audio = float(rows.loc[rows["path"].isin({i.relpath for t in todo for i in t.items}), "seconds"].sum())
+    audio = float(rows.loc[rows["path"].isin({p for t in todo for p in t.clip_paths()}), "seconds"].sum())
     log.info(f"phrases: {len(manifest)} ({rendered} rendered, {audio:.0f} s of audio in {seconds:.1f} s"
              f"{f', {audio / seconds:.0f}x real time' if rendered else ''}); phrases.csv "
              f"{'written' if written else 'unchanged'}, frames.csv {'written' if frames_written else 'unchanged'}")
@@ -99,7 +99,8 @@ def write_frames_table(cfg: Config, manifest: pd.DataFrame) -> bool:
         try:
             with open(file.tmp, "wb") as out:
                 header = b"path," + phrase_labels.HEADER.encode()
-                for body in (header, *(_table_rows(cfg.data_dir / p, p) for p in manifest["frames_path"])):
+                for body in (header, *(_table_rows(cfg.data_dir / p, audio) for p, audio
+                                       in zip(manifest["frames_path"], manifest["path"]))):
                     out.write(body)
                     digest.update(body)
         except OSError as exc:
@@ -111,12 +112,12 @@ def write_frames_table(cfg: Config, manifest: pd.DataFrame) -> bool:
     return True
 
 
-def _table_rows(path: Path, relpath: str) -> bytes:
+def _table_rows(path: Path, audio_path: str) -> bytes:
     try:
         lines = path.read_bytes().splitlines(keepends=True)
     except OSError as exc:
         raise PipelineError(f"frame table {path} cannot be read ({exc.strerror}); run the data stage again") from None
-    prefix = f"{relpath[:-len('.frames.csv')]}.wav,".encode()
+    prefix = f"{audio_path},".encode()
     return b"".join(prefix + line for line in lines[1:])
 
 

@@ -104,10 +104,10 @@ def search_range(curve_cents: np.ndarray) -> tuple[float, float]:
     return max(20.0, float(hz.min()) / 2.5), min(C.SAMPLE_RATE / 3, float(hz.max()) * 2.5)
 
 
-def tail_flags(heard16: np.ndarray, times: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+def tail_flags(heard: np.ndarray, times: np.ndarray, voiced: np.ndarray, rate: int = C.SAMPLE_RATE) -> np.ndarray:
     """Unvoiced frames after a voiced one where the augmented audio still sounds within
     VOICED_RANGE_DB of the voiced frames' loudest: a room's tail."""
-    levels = frame_levels_db(heard16, times, C.SAMPLE_RATE)
+    levels = frame_levels_db(heard, times, rate)
     if not voiced.any():
         return np.zeros(len(times), dtype=bool)
     after_voice = np.maximum.accumulate(voiced)

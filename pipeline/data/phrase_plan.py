@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.core.artifacts import fingerprint
+from pipeline.core.audio_format import DEFAULT_FORMAT, ClipFormat, clip_format
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.instruments import Instrument, playable_range, resolve_instrument
@@ -66,8 +67,12 @@ class PhraseItem:
     @property
     def relpath(self) -> str:
         """The WAV's path in the dataset folder; its frame table and curve sit beside it."""
+        return self.audio_path(".wav")
+
+    def audio_path(self, suffix: str) -> str:
+        """The audio's path in the dataset folder, for a container's suffix (.wav, .flac)."""
         slug = self.instrument.slug
-        return f"{PHRASES_DIR}/{source_slug(self.source)}/{slug}/{slug}_{self.style}_p{self.index:04d}.wav"
+        return f"{PHRASES_DIR}/{source_slug(self.source)}/{slug}/{slug}_{self.style}_p{self.index:04d}{suffix}"
 
     def augment_label(self) -> str:
         parts = [self.reverb.label()] if self.reverb else []
@@ -190,11 +195,23 @@ class PhraseSettings:
     resampler: str
     audit_cents: float
     effects: bool
+    audio: ClipFormat = DEFAULT_FORMAT  # rate, sample format, container (a phrase keeps its own length)
 
     @classmethod
     def from_config(cls, cfg: Config) -> PhraseSettings:
         return cls(PHRASE_VERSION, cfg.data.gain, cfg.data.resampler, cfg.phrases.audit_cents,
-                   cfg.augment.fluid_reverb_share > 0)
+                   cfg.augment.fluid_reverb_share > 0, clip_format(cfg.data))
+
+    def key_fields(self) -> dict:
+        """What a shard's key hashes: the audio format only where its rate, sample format or container
+        is not the default's (the keys of phrases built before these were settings stay)."""
+        fields = asdict(self)
+        if (self.audio.rate, self.audio.sample_format, self.audio.file_format) == \
+                (C.SAMPLE_RATE, "int16", "wav"):
+            del fields["audio"]
+        else:
+            fields["audio"] = {k: v for k, v in fields["audio"].items() if k != "samples"}
+        return fields
 
 
 @dataclass(frozen=True)
@@ -215,7 +232,7 @@ class PhraseShardTask:
         return replace(self, on_cluster=True)
 
     def clip_paths(self) -> list[str]:
-        return [item.relpath for item in self.items]
+        return [item.audio_path(self.settings.audio.suffix) for item in self.items]
 
 
 def plan_phrase_shards(cfg: Config, items: list[PhraseItem], fonts) -> list[PhraseShardTask]:
@@ -231,7 +248,7 @@ def plan_phrase_shards(cfg: Config, items: list[PhraseItem], fonts) -> list[Phra
             if run[0].kind == "soundfont" and font is None:
                 raise PipelineError(f"phrases of {run[0].source} but no such soundfont in data.soundfonts")
             sha = font.sha256 if font else ""
-            key = "p" + fingerprint([asdict(settings), sha, [asdict(i) for i in run]])[:19]
+            key = "p" + fingerprint([settings.key_fields(), sha, [asdict(i) for i in run]])[:19]
             shards.append(PhraseShardTask(key, tuple(run), settings, run[0].source, font.path if font else "",
                                           sha, font.stat if font else (0, 0), str(cfg.data_dir)))
             run = []

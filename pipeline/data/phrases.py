@@ -18,7 +18,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.data import augmentation, phrase_labels, voice, voice_contours
 from pipeline.data import postprocessing as post
 from pipeline.data.augmentation import AugmentSpec
-from pipeline.data.clips import wav_bytes, write_clip
+from pipeline.data.clips import clip_bytes, write_clip
 from pipeline.data.contours import pitch_curve_samples
 from pipeline.data.phrase_plan import PhraseItem, PhraseShardTask, tone_timbre
 from pipeline.data.phrase_rendering import EDGE_GUARD_S, PhraseRenderer, clean_frames, frame_times
@@ -34,8 +34,8 @@ _RENDERERS: dict[str, PhraseRenderer] = {}
 
 
 def companion(relpath: str, suffix: str) -> str:
-    """phrases/x/y/NAME.wav -> phrases/x/y/NAME.frames.csv (or .curve.npy)."""
-    return relpath[:-len(".wav")] + suffix
+    """phrases/x/y/NAME.wav (or .flac) -> phrases/x/y/NAME.frames.csv (or .curve.npy)."""
+    return relpath.rsplit(".", 1)[0] + suffix
 
 
 # --- one phrase at 44.1 kHz, with its exact curve ----------------------------------------------
@@ -114,26 +114,31 @@ def render_phrase_shard(task: PhraseShardTask) -> list[dict]:
     """Render, label, audit, augment and write one shard's phrases; a row per phrase. On a cluster
     nothing is written: the row carries the three files' bytes."""
     rows = []
+    resampler, rate = task.settings.resampler, task.settings.audio.rate
     for item in task.items:
         rendered = render_item(task, item)
-        clean16 = post.batch_to_dataset_rate([rendered.audio], task.settings.resampler)[0]
-        rows.append(_phrase_row(task, item, rendered, clean16))
+        clean16 = post.batch_to_dataset_rate([rendered.audio], resampler)[0]   # the audit's 16 kHz
+        clean = clean16 if rate == C.SAMPLE_RATE else post.batch_to_dataset_rate([rendered.audio], resampler, rate)[0]
+        rows.append(_phrase_row(task, item, rendered, clean16, clean))
     return rows
 
 
-def _phrase_row(task: PhraseShardTask, item: PhraseItem, r: Rendered, clean16: np.ndarray) -> dict:
+def _phrase_row(task: PhraseShardTask, item: PhraseItem, r: Rendered, clean16: np.ndarray,
+                clean: np.ndarray) -> dict:
+    """`clean16`: the phrase at 16 kHz, what the audit hears; `clean`: at the dataset's rate, written."""
+    fmt = task.settings.audio
     f0 = np.where(r.voiced, phrase_labels.cents_to_hz(np.nan_to_num(
         r.curve_cents[np.minimum(np.round(r.times * C.RENDER_RATE).astype(np.int64), len(r.curve_cents) - 1)])), 0.0)
     flags = phrase_labels.audit_flags(clean16, r.times, r.curve_cents, r.voiced, task.settings.audit_cents)
-    heard = augmentation.apply(clean16, item.augment) if item.augment != AugmentSpec() else clean16
+    heard = augmentation.apply(clean, item.augment, fmt.rate) if item.augment != AugmentSpec() else clean
     if item.augment.room is not None or item.reverb is not None:
-        flags[phrase_labels.tail_flags(heard, r.times, r.voiced) & (flags == "")] = "tail"
-    files = {item.relpath: wav_bytes(post.to_pcm16(heard)),
-             companion(item.relpath, FRAMES_SUFFIX): phrase_labels.frame_table_bytes(r.times, f0, r.voiced,
-                                                                                  r.clean, flags),
-             companion(item.relpath, CURVE_SUFFIX): phrase_labels.curve_bytes(
+        flags[phrase_labels.tail_flags(heard, r.times, r.voiced, fmt.rate) & (flags == "")] = "tail"
+    path = item.audio_path(fmt.suffix)
+    files = {path: clip_bytes(post.quantize(heard, fmt.sample_format), fmt),
+             companion(path, FRAMES_SUFFIX): phrase_labels.frame_table_bytes(r.times, f0, r.voiced, r.clean, flags),
+             companion(path, CURVE_SUFFIX): phrase_labels.curve_bytes(
                  np.where(np.isfinite(r.curve_cents), phrase_labels.cents_to_hz(np.nan_to_num(r.curve_cents)), 0))}
-    row = _describe(item, r, f0, flags)
+    row = _describe(item, r, f0, flags, path)
     for (path, data), column in zip(files.items(), ("sha256", "frames_sha256", "curve_sha256")):
         row[column] = sha256_bytes(data)
         if task.on_cluster:
@@ -143,12 +148,12 @@ def _phrase_row(task: PhraseShardTask, item: PhraseItem, r: Rendered, clean16: n
     return row
 
 
-def _describe(item: PhraseItem, r: Rendered, f0: np.ndarray, flags: np.ndarray) -> dict:
+def _describe(item: PhraseItem, r: Rendered, f0: np.ndarray, flags: np.ndarray, path: str) -> dict:
     inst = item.instrument
     voiced_f0 = f0[r.voiced]
     counts = {name: int((flags == name).sum()) for name in phrase_labels.FLAGS}
-    return {"path": item.relpath, "frames_path": companion(item.relpath, FRAMES_SUFFIX),
-            "curve_path": companion(item.relpath, CURVE_SUFFIX), "source": item.source, "kind": item.kind,
+    return {"path": path, "frames_path": companion(path, FRAMES_SUFFIX),
+            "curve_path": companion(path, CURVE_SUFFIX), "source": item.source, "kind": item.kind,
             "instrument": inst.slug, "instrument_name": inst.name, "timbre": r.timbre, "program": item.program,
             "family": inst.family, "style": item.style, "index": item.index,
             "seconds": round(len(r.audio) / C.RENDER_RATE, 4), "frames": len(r.times),

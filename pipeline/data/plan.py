@@ -30,6 +30,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.core.artifacts import fingerprint
+from pipeline.core.audio_format import ClipFormat, clip_format
 from pipeline.core.config import AugmentConfig, Config, GateConfig
 from pipeline.core.errors import PipelineError
 from pipeline.core.instruments import Instrument, resolve_instrument
@@ -53,6 +54,7 @@ SHARD_KEY_LENGTH = 20  # hex digits of the shard's fingerprint: its record's fil
 
 # settings that change only where or how fast the data stage runs, never its outputs
 NOT_OUTPUT_SETTINGS = ("workers", "scheduler")
+AUDIO_SETTINGS = ("sample_rate", "clip_seconds", "sample_format", "file_format")  # pipeline.core.audio_format
 DATA_SECTIONS = ("data", "tones", "phrases", "augment", "gate", "audit", "split")
 
 
@@ -89,6 +91,9 @@ def data_params(cfg: Config, fonts: list[FontSource] | tuple[FontSource, ...] | 
     params = {section: dict(full[section]) for section in DATA_SECTIONS}
     for key in NOT_OUTPUT_SETTINGS:
         params["data"].pop(key, None)
+    if clip_format(cfg.data).is_default:  # the fingerprints of datasets built before these were settings
+        for key in AUDIO_SETTINGS:
+            params["data"].pop(key)
     fonts = plan_fonts(cfg) if fonts is None else fonts
     params["data"]["soundfonts"] = [f.name for f in fonts]  # what and in which order, not where: names and sha256
     params["soundfonts_sha256"] = {f.name: f.sha256 for f in fonts}
@@ -132,13 +137,13 @@ class NoteSpec:
     def frequency(self) -> float:
         return float(midi_to_hz(self.midi + self.cents / 100.0))
 
-    def clip_name(self, segment: str) -> str:
+    def clip_name(self, segment: str, suffix: str = ".wav") -> str:
         variant = self.variant if self.tone else None
-        return clip_name(self.instrument.slug, self.midi, self.frequency, segment, self.velocity, variant)
+        return clip_name(self.instrument.slug, self.midi, self.frequency, segment, self.velocity, variant, suffix)
 
-    def clip_path(self, segment: str) -> str:
+    def clip_path(self, segment: str, suffix: str = ".wav") -> str:
         """Where this note's clip of `segment` lives, relative to the dataset folder."""
-        return clip_relpath(self.source, self.instrument.slug, self.clip_name(segment))
+        return clip_relpath(self.source, self.instrument.slug, self.clip_name(segment, suffix))
 
     def augment_label(self) -> str:
         parts = [self.reverb.label()] if self.reverb else []
@@ -273,12 +278,21 @@ class RenderSettings:
     seed: int
     resampler: str
     effects: bool                      # FluidSynth's reverb unit on: some notes use it
+    audio: ClipFormat = ClipFormat()   # the clips' rate, length, sample format and container
 
     @classmethod
     def from_config(cls, cfg: Config) -> RenderSettings:
         d = cfg.data
         return cls(RENDER_VERSION, d.hold_seconds, d.release_seconds, d.sustain_at, d.gain, d.segments, cfg.gate,
-                   d.seed, d.resampler, cfg.augment.fluid_reverb_share > 0)
+                   d.seed, d.resampler, cfg.augment.fluid_reverb_share > 0, clip_format(d))
+
+    def key_fields(self) -> dict:
+        """What a shard's key hashes: every field, the clip format only where it is not the default
+        (so the shards of datasets built before it was a setting keep their keys)."""
+        fields = asdict(self)
+        if self.audio.is_default:
+            del fields["audio"]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -304,9 +318,10 @@ class ShardTask:
 
     def clip_paths(self) -> list[str]:
         """The path of every row of the shard's record, kept or dropped, in the order it renders
-        them: each note's segments in C.SEGMENTS order."""
-        segments = [seg for seg in C.SEGMENTS if seg in self.settings.segments]
-        return [note.clip_path(segment) for note in self.notes for segment in segments]
+        them: each note's segments in C.SEGMENT_NAMES order."""
+        segments = [seg for seg in C.SEGMENT_NAMES if seg in self.settings.segments]
+        suffix = self.settings.audio.suffix
+        return [note.clip_path(segment, suffix) for note in self.notes for segment in segments]
 
 
 def plan_shards(cfg: Config, notes: list[NoteSpec], fonts: list[FontSource] | str | None = None) -> list[ShardTask]:
@@ -322,7 +337,7 @@ def plan_shards(cfg: Config, notes: list[NoteSpec], fonts: list[FontSource] | st
         if font is None and chunk[0].source != C.SYNTHETIC_SOURCE:
             raise PipelineError(f"notes of {chunk[0].source} but no such soundfont in data.soundfonts; plan again")
         sha = font.sha256 if font else ""
-        key = fingerprint([asdict(settings), sha, [asdict(n) for n in chunk]])[:SHARD_KEY_LENGTH]
+        key = fingerprint([settings.key_fields(), sha, [asdict(n) for n in chunk]])[:SHARD_KEY_LENGTH]
         shards.append(ShardTask(key, chunk, settings, chunk[0].source, font.path if font else "", sha,
                                 font.stat if font else (0, 0), str(cfg.data_dir)))
     return shards

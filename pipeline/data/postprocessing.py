@@ -23,6 +23,7 @@ note-on make room for it), `release` holds the note-off at a drawn share of its 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -61,36 +62,44 @@ def _sox():
     return sox
 
 
-def slot_length(render_samples: int) -> int:
+def rate_periods(rate: int = C.SAMPLE_RATE) -> tuple[int, int]:
+    """(in, out): the shortest whole numbers of samples at the render rate and at `rate` that last
+    the same time: 441 and 160 for 16 kHz, 147 and 160 for 48 kHz, 1 and 1 for 44.1 kHz."""
+    common = math.gcd(C.RENDER_RATE, rate)
+    return C.RENDER_RATE // common, rate // common
+
+
+def slot_length(render_samples: int, rate: int = C.SAMPLE_RATE) -> int:
     """Samples (at the render rate) one note occupies in a batch: render + gap, whole periods."""
     need = render_samples + round(GAP_SECONDS * C.RENDER_RATE)
-    return -(-need // RATE_PERIOD_IN) * RATE_PERIOD_IN
+    period = rate_periods(rate)[0]
+    return -(-need // period) * period
 
 
-def _effect_args(channels: int) -> list[str]:
+def _effect_args(channels: int, rate: int) -> list[str]:
     """sox effect arguments (mono mix, resampling), built and validated by pysox's Transformer."""
     sox = _sox()
     tfm = sox.Transformer()
     if channels == 2:
         tfm.remix({1: [1, 2]})  # mono: the mean of left and right (sox scales a mix to avoid clipping)
-    tfm.rate(C.SAMPLE_RATE, quality="v")
+    tfm.rate(rate, quality="v")
     return tfm.effects
 
 
-def to_dataset_rate(audio: np.ndarray) -> np.ndarray:
-    """44.1 kHz float32 stereo (n, 2) or mono (n,) -> 16 kHz float32 mono with one sox process.
+def to_dataset_rate(audio: np.ndarray, rate: int = C.SAMPLE_RATE) -> np.ndarray:
+    """44.1 kHz float32 stereo (n, 2) or mono (n,) -> float32 mono at `rate` with one sox process.
 
     The input goes through a temporary raw file rather than a pipe: pysox's pipe writes
     in 4 KB pieces, which cost more than the resampling itself.
     """
     sox = _sox()
     channels = 2 if audio.ndim == 2 else 1
-    args_out = ["-t", "f32", "-r", str(C.SAMPLE_RATE), "-c", "1", "-"]
+    args_out = ["-t", "f32", "-r", str(rate), "-c", "1", "-"]
     with tempfile.NamedTemporaryFile(suffix=".f32", dir=_scratch_dir()) as raw:
         np.ascontiguousarray(audio, dtype=np.float32).tofile(raw.name)
         # -D: no dither, which is random noise and would break byte-identity
         args = ["-D", "-V1", "-t", "f32", "-r", str(C.RENDER_RATE), "-c", str(channels), raw.name, *args_out,
-                *_effect_args(channels)]
+                *_effect_args(channels, rate)]
         status, out, err = sox.core.sox(args, None, False)
     if status != 0:
         raise PipelineError(f"sox failed while resampling ({str(err).strip()[-200:]}); "
@@ -110,26 +119,30 @@ def to_mono(note: np.ndarray) -> np.ndarray:
     return (note[:, 0] + note[:, 1]) * np.float32(0.5)
 
 
-def resample(mono: np.ndarray, resampler: str = "soxr") -> np.ndarray:
-    """44.1 kHz float32 mono -> 16 kHz float32 mono at SoX's very-high quality."""
+def resample(mono: np.ndarray, resampler: str = "soxr", rate: int = C.SAMPLE_RATE) -> np.ndarray:
+    """44.1 kHz float32 mono -> float32 mono at `rate` (SoX's very-high quality; 44.1 kHz: as it is)."""
+    if rate == C.RENDER_RATE:
+        return mono
     if resampler == "sox":
-        return to_dataset_rate(mono)
+        return to_dataset_rate(mono, rate)
     import soxr
 
-    return soxr.resample(mono, C.RENDER_RATE, C.SAMPLE_RATE, quality="VHQ")
+    return soxr.resample(mono, C.RENDER_RATE, rate, quality="VHQ")
 
 
-def batch_to_dataset_rate(notes: list[np.ndarray], resampler: str = "soxr") -> list[np.ndarray]:
-    """Resample many 44.1 kHz notes (stereo or mono) in one call; returns each note's 16 kHz mono audio."""
+def batch_to_dataset_rate(notes: list[np.ndarray], resampler: str = "soxr",
+                          rate: int = C.SAMPLE_RATE) -> list[np.ndarray]:
+    """Resample many 44.1 kHz notes (stereo or mono) in one call; returns each note's mono audio at `rate`."""
     if not notes:
         return []
-    slots = [slot_length(len(n)) for n in notes]
+    slots = [slot_length(len(n), rate) for n in notes]
     batch = np.zeros(sum(slots), dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(slots)[:-1]])
     for note, start in zip(notes, starts):
         batch[start:start + len(note)] = to_mono(note)
-    mono = resample(batch, resampler)
-    scale = RATE_PERIOD_OUT / RATE_PERIOD_IN
+    mono = resample(batch, resampler, rate)
+    period_in, period_out = rate_periods(rate)
+    scale = period_out / period_in
     expected = round(len(batch) * scale)
     if len(mono) != expected:
         raise PipelineError(f"{resampler} returned {len(mono)} samples where {expected} were expected; "
@@ -137,39 +150,41 @@ def batch_to_dataset_rate(notes: list[np.ndarray], resampler: str = "soxr") -> l
     return [mono[round(s * scale):round((s + n) * scale)] for s, n in zip(starts, map(len, notes))]
 
 
-def find_onset(audio: np.ndarray) -> int:
+def find_onset(audio: np.ndarray, rate: int = C.SAMPLE_RATE) -> int:
     """First sample above ONSET_THRESHOLD of the peak, searched only near the start."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak == 0.0:
         return 0
-    head = np.abs(audio[: round(ONSET_SEARCH_SECONDS * C.SAMPLE_RATE)])
+    head = np.abs(audio[: round(ONSET_SEARCH_SECONDS * rate)])
     above = np.flatnonzero(head >= ONSET_THRESHOLD * peak)
     return int(above[0]) if above.size else 0
 
 
 def segment_starts(hold_samples: int, sustain_at: float, onset: int, onset_lead: int | None = None,
-                   release_at: float | None = None, note_on: int = 0) -> dict[str, int]:
-    """Where each 330 ms segment starts, in samples of the 16 kHz audio whose note-on is at
+                   release_at: float | None = None, note_on: int = 0,
+                   clip_samples: int = C.CLIP_SAMPLES) -> dict[str, int]:
+    """Where each segment of `clip_samples` starts, in samples of the audio whose note-on is at
     `note_on` and onset at `onset`; the note-off is `hold_samples` after the note-on. `onset`
     and `release` segments only when their lead (samples before the onset) and share are given."""
-    half = C.CLIP_SAMPLES // 2
+    half = clip_samples // 2
     note_off = note_on + hold_samples
-    sustain = int(np.clip(note_on + round(hold_samples * sustain_at) - half, onset + C.CLIP_SAMPLES // 4,
-                          max(note_off - C.CLIP_SAMPLES, 0)))
+    sustain = int(np.clip(note_on + round(hold_samples * sustain_at) - half, onset + clip_samples // 4,
+                          max(note_off - clip_samples, 0)))
     starts = {"attack": onset, "sustain": sustain, "decay": note_off}
     if onset_lead is not None:
         starts["onset"] = max(onset - onset_lead, 0)
     if release_at is not None:
-        starts["release"] = max(note_off - round(release_at * C.CLIP_SAMPLES), 0)
+        starts["release"] = max(note_off - round(release_at * clip_samples), 0)
     return starts
 
 
-def slice_segments(audio: np.ndarray, starts: dict[str, int]) -> dict[str, np.ndarray]:
+def slice_segments(audio: np.ndarray, starts: dict[str, int],
+                   clip_samples: int = C.CLIP_SAMPLES) -> dict[str, np.ndarray]:
     out = {}
     for name, start in starts.items():
-        clip = audio[start:start + C.CLIP_SAMPLES]
-        if len(clip) < C.CLIP_SAMPLES:  # a note shorter than its segment: pad with silence, the gate decides
-            clip = np.pad(clip, (0, C.CLIP_SAMPLES - len(clip)))
+        clip = audio[start:start + clip_samples]
+        if len(clip) < clip_samples:  # a note shorter than its segment: pad with silence, the gate decides
+            clip = np.pad(clip, (0, clip_samples - len(clip)))
         out[name] = clip
     return out
 
@@ -182,9 +197,9 @@ def level_dbfs(clip: np.ndarray) -> tuple[float, float]:
     return to_db(peak), to_db(rms)
 
 
-def sounding_ms(clip: np.ndarray) -> int:
+def sounding_ms(clip: np.ndarray, rate: int = C.SAMPLE_RATE) -> int:
     """How long the clip sounds: 10 ms frames within SOUNDING_RANGE_DB of its loudest frame."""
-    frame = C.SAMPLE_RATE // 100
+    frame = rate // 100
     frames = clip[: len(clip) // frame * frame].reshape(-1, frame).astype(np.float64)
     power = np.mean(frames * frames, axis=1)
     if power.max() <= 0.0:
@@ -211,3 +226,18 @@ def to_pcm16(clip: np.ndarray) -> np.ndarray:
         return np.zeros(len(clip), dtype=np.int16)
     target = C.PEAK_NORMALIZE_LINEAR * 32767
     return np.round(clip.astype(np.float64) * (target / peak)).astype(np.int16)
+
+
+INT24_MAX = 2**23 - 1
+
+
+def quantize(clip: np.ndarray, sample_format: str = "int16") -> np.ndarray:
+    """Peak-normalise to PEAK_NORMALIZE_DBFS in the clip's sample format: int16 (`to_pcm16`), int32
+    holding 24-bit values, or float32 (peak at the same level, no rounding)."""
+    if sample_format == "int16":
+        return to_pcm16(clip)
+    peak = float(np.max(np.abs(clip)))
+    if sample_format == "int24":
+        scale = C.PEAK_NORMALIZE_LINEAR * INT24_MAX / peak if peak else 0.0
+        return np.round(clip.astype(np.float64) * scale).astype(np.int32)
+    return (clip.astype(np.float64) * (C.PEAK_NORMALIZE_LINEAR / peak if peak else 0.0)).astype(np.float32)

@@ -41,7 +41,7 @@ from pipeline.core.artifacts import (
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.data.card import CARD_FILE, card_text
-from pipeline.data.clips import DATASET_FILE, load_manifest, manifest_path
+from pipeline.data.clips import DATASET_FILE, dataset_format, load_manifest, manifest_path
 from pipeline.formats import nsynth, parquet, tfrecord, webdataset
 from pipeline.formats.table import FRAMES_FILE, Column, export_columns, plan_shards, read_batch, read_frames
 
@@ -153,6 +153,7 @@ def _export(name: str, folder: Path, source: dict, columns: list[Column], shards
     if hasattr(module, "finish"):
         module.finish(partial, shards)
     record = {"fingerprint": key, "format": name, "source": source, "clips": sum(len(s.rows) for s in shards),
+              "audio": dataset_format(data_dir).to_dict(),  # the clips' rate, length, sample format, container
               "columns": [[c.name, c.kind] for c in columns], "splits": _splits(module, shards),
               "split_clips": {split: sum(len(s.rows) for s in shards if s.split == split)
                               for split in dict.fromkeys(s.split for s in shards)},

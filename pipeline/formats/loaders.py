@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.core.audio_format import ClipFormat
 from pipeline.core.backend import import_tensorflow
 from pipeline.core.errors import PipelineError
 from pipeline.formats.export import read_record, record_columns
 from pipeline.formats.tfrecord import feature_spec
+from pipeline.formats.wav import decode_wav
 
 
 def torch_dataset(folder: str | Path, split: str, shuffle: int = 0, seed: int = 0, decode: bool = True):
@@ -41,6 +43,8 @@ def tf_dataset(folder: str | Path, split: str, decode: bool = True):
         raise PipelineError(f"the export in {folder} has no {split} split; it has {', '.join(record['splits'])}")
     columns = record_columns(record)
     spec = feature_spec(columns)
+    fmt = ClipFormat.from_dict(record.get("audio"))
+    native = fmt.file_format == "wav" and fmt.sample_format == "int16"  # all tf.audio.decode_wav reads
     raw = {"float": tf.float64, "floats": tf.float64, "ints": tf.int64, "bools": tf.uint8}
 
     def parse(serialized):
@@ -49,7 +53,8 @@ def tf_dataset(folder: str | Path, split: str, decode: bool = True):
         for c in columns:
             value = example[c.name]
             if c.kind == "audio" and decode:
-                value = tf.audio.decode_wav(value, desired_channels=1).audio[:, 0]
+                value = tf.audio.decode_wav(value, desired_channels=1).audio[:, 0] if native else \
+                    tf.ensure_shape(tf.numpy_function(_decode, [value], tf.float32, stateful=False), [None])
             elif c.kind == "float":
                 value = tf.reshape(tf.io.decode_raw(value, tf.float64), [])
             elif c.kind in raw:
@@ -60,3 +65,8 @@ def tf_dataset(folder: str | Path, split: str, decode: bool = True):
 
     files = [str(Path(folder) / name) for name in record["splits"][split]]
     return tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _decode(data: bytes):
+    """FLAC, 24-bit and float WAV clips, which tf.audio.decode_wav does not read: through soundfile."""
+    return decode_wav(bytes(data))[0].astype("float32")

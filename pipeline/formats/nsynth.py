@@ -63,7 +63,7 @@ def write_shard(path: Path, batch: Batch, columns: list[Column]) -> None:
     audio = ensure_dir(split_dir / "audio")
     entries = {}
     for i, (data, clip, meta) in enumerate(zip(batch.audio, batch.files, records(batch, columns))):
-        link_or_copy(clip, audio / f"{meta['note_str']}.wav", data)
+        link_or_copy(clip, audio / f"{meta['note_str']}{Path(clip).suffix}", data)  # .wav, or .flac
         entries[meta["note_str"]] = nsynth_example(meta, batch.shard.manifest_rows[i])
     path.write_text(json.dumps(entries))
 

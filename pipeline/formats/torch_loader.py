@@ -75,11 +75,12 @@ class WebDatasetClips(torch.utils.data.IterableDataset):
                 out[name] = math.nan if value is None else value
             else:
                 out[name] = value
+        data = members["wav"] if "wav" in members else members["flac"]
         if self.decode:
-            audio, _ = decode_wav(members["wav"], key)
+            audio, _ = decode_wav(data, key)
             out["audio"] = torch.from_numpy(np.ascontiguousarray(audio))
         else:
-            out["audio"] = members["wav"]
+            out["audio"] = data
         out["key"] = key
         return out
 

@@ -3,9 +3,9 @@
     FOLDER/train-000000.tar, train-000001.tar, ..., val-000000.tar, test-000000.tar
 
 Each sample is two members with the same key (the clip's path without `.wav`, dots made `_`):
-`KEY.wav`, the clip's file bytes, and `KEY.json`, every other column (NaN as null; a phrase's frames
-as lists). Members are written in manifest order with fixed owners and times, so the same dataset
-gives the same bytes.
+`KEY.wav` (`KEY.flac` for a FLAC dataset), the clip's file bytes, and `KEY.json`, every other
+column (NaN as null; a phrase's frames as lists). Members are written in manifest order with fixed
+owners and times, so the same dataset gives the same bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline.formats.table import Batch, Column, records
 
 SUFFIX = ".tar"
+AUDIO_SUFFIXES = (".wav", ".flac")  # the data stage's containers (pipeline.core.audio_format)
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -27,7 +28,7 @@ def shard_name(split: str, index: int, count: int) -> str:
 def sample_key(path: str) -> str:
     """'clips/timgm6mb/violin/violin_A4_69_440.00_sustain_v100.wav' -> 'clips/timgm6mb/violin/violin_A4_69_440_00_
     sustain_v100': WebDataset keys end at the first dot of a member's name."""
-    stem = path[:-4] if path.endswith(".wav") else path
+    stem = path.rsplit(".", 1)[0] if path.endswith(AUDIO_SUFFIXES) else path
     folder, _, name = stem.rpartition("/")
     return f"{folder}/{name.replace('.', '_')}" if folder else name.replace(".", "_")
 
@@ -42,7 +43,7 @@ def write_shard(path: Path, batch: Batch, columns: list[Column]) -> None:
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         for data, clip, meta in zip(batch.audio, batch.rows["path"], records(batch, columns)):
             key = sample_key(clip)
-            tar.addfile(*_member(f"{key}.wav", data))
+            tar.addfile(*_member(f"{key}.{clip.rsplit('.', 1)[-1]}", data))
             tar.addfile(*_member(f"{key}.json", json.dumps(meta, sort_keys=True).encode()))
 
 

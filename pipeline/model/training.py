@@ -37,6 +37,7 @@ from pipeline.core.artifacts import (
     write_bytes,
     write_text,
 )
+from pipeline.core.audio_format import check_model_input
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import cents, within
@@ -367,6 +368,7 @@ def _write_final(cfg, plan, encoding, data, run: Checkpoints, out_dir: Path, met
 # --- the stage -----------------------------------------------------------------------------
 def train(cfg: Config) -> dict:
     """Train the configured model (and the reference model to compare with); returns metadata."""
+    check_model_input(cfg)
     data = TrainingData.load(cfg)
     reference = cfg.train.compare_reference and cfg.model.variant not in ("reference", "frames")
     check_model_folder(cfg.model_dir)   # no link inside the folder sends a file elsewhere

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.core import constants as C
 from pipeline.core.errors import PipelineError
 from pipeline.dsp.log_spectrum import HOP
 from pipeline.inference.prediction import frame_prediction, summarize
@@ -19,7 +20,7 @@ def frame_model_estimates(cfg, rows, predictor) -> tuple[np.ndarray, np.ndarray]
 
     hz, confidence = np.full(len(rows), np.nan), np.zeros(len(rows))
     for start in range(0, len(rows), READ_BLOCK):
-        clips = read_clips(cfg.data_dir, rows.iloc[start:start + READ_BLOCK])
+        clips = read_clips(cfg.data_dir, rows.iloc[start:start + READ_BLOCK], C.SAMPLE_RATE)  # the model's rate
         for offset, clip in enumerate(clips):
             frames = frame_prediction([clip], predictor, HOP)
             try:

@@ -305,7 +305,7 @@ def refined_estimates(cfg, rows: pd.DataFrame, hz: np.ndarray) -> np.ndarray:
     fine = np.array(hz, dtype=np.float64)
     for start in range(0, len(rows), REFINE_BLOCK):
         block = slice(start, start + REFINE_BLOCK)
-        fine[block] = refine_estimates(read_clips(cfg.data_dir, rows.iloc[block]), fine[block])
+        fine[block] = refine_estimates(read_clips(cfg.data_dir, rows.iloc[block], C.SAMPLE_RATE), fine[block])
     return fine
 
 
@@ -324,7 +324,7 @@ def _baseline_estimates(cfg, rows: pd.DataFrame) -> tuple[list[Estimator], dict[
     from pipeline.report.baselines import run_baselines
 
     mask = baseline_rows(len(rows), cfg.report.max_baseline_clips)
-    clips = read_clips(cfg.data_dir, rows[mask]) if cfg.report.baselines else None
+    clips = read_clips(cfg.data_dir, rows[mask], C.SAMPLE_RATE) if cfg.report.baselines else None
     estimators, estimates = [], {}
     for name, result in run_baselines(cfg.report.baselines, clips).items():
         subset = not mask.all()

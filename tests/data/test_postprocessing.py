@@ -87,3 +87,17 @@ def test_pcm16_is_peak_normalised():
     pcm = post.to_pcm16(tone(0.33) * 0.01)
     assert pcm.dtype == np.int16
     assert np.abs(pcm).max() == round(10 ** (C.PEAK_NORMALIZE_DBFS / 20) * 32767)
+
+
+@pytest.mark.parametrize("rate, periods", [(16_000, (441, 160)), (22_050, (2, 1)), (44_100, (1, 1)),
+                                           (48_000, (147, 160))])
+def test_notes_come_apart_exactly_at_every_rate(rate, periods):
+    """Laid end to end, resampled once, cut apart: each note's length is its own at the new rate (to
+    the sample: a slot starts on a whole period, a note's end is rounded)."""
+    assert post.rate_periods(rate) == periods
+    rng = np.random.default_rng(rate)
+    notes = [rng.standard_normal((n, 2)).astype(np.float32) * 0.1 for n in (44_100, 30_001, 12_345)]
+    out = post.batch_to_dataset_rate(notes, "soxr", rate)
+    assert all(abs(len(o) - len(n) * rate / 44_100) <= 1 for o, n in zip(out, notes))
+    if rate == 44_100:   # no resampling: the mono mix itself
+        assert all(np.array_equal(o, post.to_mono(n)) for o, n in zip(out, notes))
