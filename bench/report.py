@@ -65,6 +65,7 @@ def summary(results: dict) -> list[dict]:
                          f"values identical: {f['identical']} (max |diff| {f['max_abs_difference']:.3g}); "
                          f"{f['clips']} clips, batch {f['batch_size']}, FFTs {f.get('fft_chunk', '?')} clips at a time",
                          check=f["allclose"]))
+    rows += clip_format_rows(results.get("clip_formats"))
     t = results.get("training")
     if t:
         for label, m in t["models"].items():
@@ -94,6 +95,23 @@ def summary(results: dict) -> list[dict]:
             rows.append(_row(f"memory: peak of pipeline {stage}, process tree (heap = anonymous PSS)", peaks, "",
                              growth, f"flat (<= {GROWTH_LIMIT}x)", None if growth is None else growth <= GROWTH_LIMIT,
                              note))
+    return rows
+
+
+def clip_format_rows(c: dict | None) -> list[dict]:
+    """Each clip format's data build against the default clips' on the same notes (no target: a cost)."""
+    if not c:
+        return []
+    rows = []
+    formats = list(c["formats"].items())
+    default_name, default = formats[0]
+    describe = lambda f: (f"{f['clips_per_second']:.0f} clips/s, {f['audio_seconds_per_second']:.0f} s of audio/s, "  # noqa: E731
+                          f"{f['bytes_per_clip'] / 1024:.0f} KiB/clip")
+    for name, f in formats[1:]:
+        rows.append(_row(f"data: {name} vs {default_name}, the same {c['notes']} notes (build time ratio)",
+                         describe(f), describe(default), f["data_time_vs_default"], "", None,
+                         f"{f['mib']:.1f} MiB vs {default['mib']:.1f}; frame examples {f['features_seconds']:.1f} s "
+                         f"vs {default['features_seconds']:.1f} s"))
     return rows
 
 
@@ -175,7 +193,7 @@ def markdown(results: dict) -> str:
         lines.append("| " + " | ".join(_cell(row[k]) for k in ("benchmark", "ours", "baseline", "ratio", "target",
                                                                  "met", "note")) + " |")
     loads = {name: (results.get(name) or {}).get("load_average")
-             for name in ("render", "features", "training", "prediction")}
+             for name in ("render", "features", "clip_formats", "training", "prediction")}
     shown = ", ".join(f"{k} {v[0]}–{max(v)}" for k, v in loads.items() if v)
     if shown:
         lines += ["", f"Load average during the runs (other work on the machine): {shown}. Ratios come from "

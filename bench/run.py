@@ -25,7 +25,7 @@ from bench import REPO, report
 from bench.timing import load, tool_version
 from pipeline.core.measure import machine
 
-SECTIONS = ("render", "features", "training", "prediction", "memory")
+SECTIONS = ("render", "features", "clip_formats", "training", "prediction", "memory")
 SCHEMA = 1
 
 

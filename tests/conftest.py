@@ -117,6 +117,7 @@ SLOW = {
     "tests/inference/test_prediction.py": "trains the bins model it predicts with",
     "tests/data/test_dataset.py": "a dozen dataset builds (sources, workers, sox, augmentation, resume)",
     "tests/data/test_cluster.py": "a local Dask cluster, workers killed",
+    "tests/data/test_configurable_audio.py": "44.1 kHz FLAC and 22.05 kHz 24-bit builds, trained and exported (40 s)",
     "tests/data/test_accuracy.py": "loads MuseScore_General and FluidR3 (tens of MB each)",
     "tests/test_cli.py::test_sox_is_needed_only_by_builds_that_run_it": "two dataset builds",
     "tests/test_cli.py::test_interrupted_build_resumes_to_the_same_dataset": "a build stopped and resumed",

@@ -53,6 +53,16 @@ def test_quick_bench_writes_results_that_add_up(tmp_path):
     files = features["file_to_file"]
     ratio(files["speedup"], min(files["naive_loop"]["wall_seconds"]) / min(files["build_features"]["wall_seconds"]))
 
+    formats = results["clip_formats"]["formats"]
+    default = next(iter(formats.values()))
+    for got in formats.values():   # each format's figures are its own counts over its own time
+        assert got["clips"] > 0 and got["bytes"] > 0
+        ratio(got["clips_per_second"], got["clips"] / got["data_seconds"])
+        ratio(got["data_time_vs_default"], got["data_seconds"] / default["data_seconds"])
+        assert got["audio_seconds"] == pytest.approx(got["clips"] * got["format"]["samples"] / got["format"]["rate"],
+                                                     abs=0.01)
+    assert {f["format"]["file_format"] for f in formats.values()} == {"wav", "flac"}
+
     cpu = results["training"]["models"]["default"]["cpu"]
     assert cpu["steps_timed"] >= 1 and cpu["params"] > 0
     ratio(cpu["samples_per_second"], cpu["steps_timed"] * cpu["batch_size"] / cpu["seconds"])
