@@ -56,8 +56,18 @@ class ClipFormat:
 
     @classmethod
     def from_dict(cls, record: dict | None) -> ClipFormat:
-        """dataset.json's "audio" record; a dataset built before it existed has the default clips."""
-        return cls(**{k: record[k] for k in ("rate", "samples", "sample_format", "file_format")}) if record else cls()
+        """dataset.json's "audio" record; a dataset built before it existed has the default clips.
+        ValueError for a record that is not one this module writes (a damaged file)."""
+        if not record:
+            return cls()
+        try:
+            fmt = cls(**{k: record[k] for k in ("rate", "samples", "sample_format", "file_format")})
+        except (KeyError, TypeError):
+            raise ValueError(f"not a clip format: {record!r}") from None
+        if fmt.rate not in SAMPLE_RATES or type(fmt.samples) is not int or fmt.samples < 1 or \
+                fmt.sample_format not in SAMPLE_FORMATS or fmt.file_format not in FILE_FORMATS:
+            raise ValueError(f"not a clip format: {record!r}")
+        return fmt
 
 
 

@@ -251,7 +251,7 @@ def dataset_format(data_dir) -> ClipFormat:
     info = read_json(_folder(data_dir) / DATASET_FILE) or {}
     try:
         return ClipFormat.from_dict(info.get("audio"))
-    except (KeyError, TypeError):
+    except ValueError:
         raise PipelineError(f"{_folder(data_dir) / DATASET_FILE} has a damaged 'audio' record; "
                             "run make data (or pipeline data) again") from None
 

@@ -75,3 +75,18 @@ def test_resampled_clips_keep_the_pitch():
     spectrum = np.abs(np.fft.rfft(at16[0] * np.hanning(32_000)))
     assert abs(np.argmax(spectrum) * C.SAMPLE_RATE / 32_000 - 220.0) < 0.6
     assert resample_clips(clips, 16_000, 16_000) is clips
+
+
+@pytest.mark.parametrize("record", [{"rate": "x", "samples": 5, "sample_format": "int16", "file_format": "wav"},
+                                    {"rate": 16_000, "samples": -5, "sample_format": "int16", "file_format": "wav"},
+                                    {"rate": 16_000, "samples": 5_280, "sample_format": "int16"}, [1, 2], "abc"])
+def test_a_damaged_audio_record_is_one_line(tmp_path, record):
+    import json
+
+    from pipeline.data.clips import dataset_format
+
+    (tmp_path / "dataset.json").write_text(json.dumps({"audio": record}))
+    with pytest.raises(PipelineError, match="damaged 'audio' record; run make data"):
+        dataset_format(tmp_path)
+    (tmp_path / "dataset.json").write_text(json.dumps({"clips": 3}))   # built before it was recorded
+    assert dataset_format(tmp_path) == ClipFormat()
