@@ -89,8 +89,9 @@ class AugmentSpec:
     def snr_db(self) -> float | None:
         return self.noise.snr_db if self.noise else None
 
-    def label(self) -> str:
-        """Short text for the manifest, e.g. room(rt60=0.62);eq;pink(snr=7.5);mp3(64k)."""
+    def label(self, rate: int = C.SAMPLE_RATE) -> str:
+        """Short text for the manifest, e.g. room(rt60=0.62);eq;pink(snr=7.5);mp3(64k): the bitrate
+        used at the clips' `rate` (`nearest_mp3_kbps`)."""
         parts = []
         if self.room:
             parts.append(f"room(rt60={self.room.rt60:.2f})")
@@ -104,7 +105,8 @@ class AugmentSpec:
             parts.append(f"level({self.level.start_db:+.1f}>{self.level.end_db:+.1f})")
         if self.codec:
             c = self.codec
-            parts.append(f"mp3({c.quality:g}k)" if c.codec == "mp3" else f"ogg(q={c.quality:.2f})")
+            mp3 = c.codec == "mp3"
+            parts.append(f"mp3({nearest_mp3_kbps(c.quality, rate):g}k)" if mp3 else f"ogg(q={c.quality:.2f})")
         return ";".join(parts) or "none"
 
 

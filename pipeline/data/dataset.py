@@ -39,7 +39,7 @@ from pipeline.core.artifacts import (
     write_if_changed,
     write_json,
 )
-from pipeline.core.audio_format import clip_format
+from pipeline.core.audio_format import ClipFormat, clip_format
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.core.pitch import note_name
@@ -162,7 +162,7 @@ def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray, timbre: str)
     loudest = max(rms for _, rms in levels.values())
     rows = []
     for segment in (seg for seg in C.SEGMENT_NAMES if seg in s.segments):
-        row = _label_row(note, segment, timbre, *levels[segment], fmt.suffix)
+        row = _label_row(note, segment, timbre, *levels[segment], fmt)
         row["offset_ms"] = round((starts[segment] - onset) * 1000 / fmt.rate, 2)
         row["sounding_ms"] = post.sounding_ms(clips[segment], fmt.rate)
         row["drop_reason"] = post.gate_reason(*levels[segment], loudest, row["sounding_ms"], s.gate)
@@ -187,13 +187,13 @@ def _note_clips(task: ShardTask, note: NoteSpec, audio: np.ndarray, timbre: str)
     return rows
 
 
-def _label_row(note: NoteSpec, segment: str, timbre: str, peak: float, rms: float, suffix: str = ".wav") -> dict:
+def _label_row(note: NoteSpec, segment: str, timbre: str, peak: float, rms: float, fmt: ClipFormat) -> dict:
     inst = note.instrument
-    return {"path": note.clip_path(segment, suffix), "source": note.source, "instrument": inst.slug,
+    return {"path": note.clip_path(segment, fmt.suffix), "source": note.source, "instrument": inst.slug,
             "instrument_name": inst.name, "timbre": timbre, "program": inst.program, "family": inst.family,
             "midi": note.midi, "note": note_name(note.midi), "variant": note.variant, "detune_cents": note.cents,
             "bend": note.bend, "frequency": round(note.frequency, 6), "velocity": note.velocity, "segment": segment,
-            "sha256": "", "peak_dbfs": peak, "rms_dbfs": rms, "augment": note.augment_label(),
+            "sha256": "", "peak_dbfs": peak, "rms_dbfs": rms, "augment": note.augment_label(fmt.rate),
             "snr_db": note.augment.snr_db, "audit_hz": None, "audit_confidence": None}
 
 

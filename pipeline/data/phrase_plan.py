@@ -74,10 +74,10 @@ class PhraseItem:
         slug = self.instrument.slug
         return f"{PHRASES_DIR}/{source_slug(self.source)}/{slug}/{slug}_{self.style}_p{self.index:04d}{suffix}"
 
-    def augment_label(self) -> str:
+    def augment_label(self, rate: int = C.SAMPLE_RATE) -> str:
         parts = [self.reverb.label()] if self.reverb else []
         if self.augment != AugmentSpec():
-            parts.append(self.augment.label())
+            parts.append(self.augment.label(rate))
         return ";".join(parts) or "none"
 
 

@@ -138,7 +138,7 @@ def _phrase_row(task: PhraseShardTask, item: PhraseItem, r: Rendered, clean16: n
              companion(path, FRAMES_SUFFIX): phrase_labels.frame_table_bytes(r.times, f0, r.voiced, r.clean, flags),
              companion(path, CURVE_SUFFIX): phrase_labels.curve_bytes(
                  np.where(np.isfinite(r.curve_cents), phrase_labels.cents_to_hz(np.nan_to_num(r.curve_cents)), 0))}
-    row = _describe(item, r, f0, flags, path)
+    row = _describe(item, r, f0, flags, path, fmt.rate)
     for (path, data), column in zip(files.items(), ("sha256", "frames_sha256", "curve_sha256")):
         row[column] = sha256_bytes(data)
         if task.on_cluster:
@@ -148,7 +148,7 @@ def _phrase_row(task: PhraseShardTask, item: PhraseItem, r: Rendered, clean16: n
     return row
 
 
-def _describe(item: PhraseItem, r: Rendered, f0: np.ndarray, flags: np.ndarray, path: str) -> dict:
+def _describe(item: PhraseItem, r: Rendered, f0: np.ndarray, flags: np.ndarray, path: str, rate: int) -> dict:
     inst = item.instrument
     voiced_f0 = f0[r.voiced]
     counts = {name: int((flags == name).sum()) for name in phrase_labels.FLAGS}
@@ -161,5 +161,5 @@ def _describe(item: PhraseItem, r: Rendered, f0: np.ndarray, flags: np.ndarray, 
             "flagged_frames": int((flags != "").sum()), **{f"flag_{k}": v for k, v in counts.items()},
             "f0_min": round(float(voiced_f0.min()), 3) if len(voiced_f0) else None,
             "f0_max": round(float(voiced_f0.max()), 3) if len(voiced_f0) else None,
-            "augment": item.augment_label(), "snr_db": item.augment.snr_db,
+            "augment": item.augment_label(rate), "snr_db": item.augment.snr_db,
             "sha256": "", "frames_sha256": "", "curve_sha256": ""}

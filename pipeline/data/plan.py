@@ -145,10 +145,10 @@ class NoteSpec:
         """Where this note's clip of `segment` lives, relative to the dataset folder."""
         return clip_relpath(self.source, self.instrument.slug, self.clip_name(segment, suffix))
 
-    def augment_label(self) -> str:
+    def augment_label(self, rate: int = C.SAMPLE_RATE) -> str:
         parts = [self.reverb.label()] if self.reverb else []
         if self.augment != AugmentSpec():
-            parts.append(self.augment.label())
+            parts.append(self.augment.label(rate))
         return ";".join(parts) or "none"
 
 

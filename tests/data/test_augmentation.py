@@ -363,3 +363,13 @@ def test_clean_spec_returns_the_note_and_bad_input_is_refused():
                 {"noise_kinds": ("white", "rain"), "noise_weights": (1, 1)}):
         with pytest.raises(PipelineError, match=next(iter(bad))):
             A.AugmentSettings(**bad)
+
+
+def test_mp3_at_44k1_uses_and_names_the_nearest_mpeg1_bitrate():
+    """MPEG-1 (32-48 kHz) has no 8-24 or 144 kbps: the nearest is used and named (144: 128 and 160 tie, the lower)."""
+    from pipeline.data.augmentation import AugmentSpec, CodecSpec, nearest_mp3_kbps
+
+    assert [nearest_mp3_kbps(k, 44_100) for k in (8, 24, 144, 160, 40)] == [32, 32, 128, 160, 40]
+    assert [nearest_mp3_kbps(k, 16_000) for k in (8, 24, 144, 160)] == [8, 24, 144, 160]
+    spec = AugmentSpec(codec=CodecSpec("mp3", 144))
+    assert spec.label() == "mp3(144k)" and spec.label(44_100) == "mp3(128k)"
