@@ -166,7 +166,7 @@ class FeaturesConfig:
     # spectrogram: one 513x90 spectrogram per note clip (the reference, bins and stream models);
     # frames: the frame model's examples (pipeline/data/frame_examples.py), spectra made per batch
     kind: str = "spectrogram"
-    frames_per_note: int = 4           # frames: examples taken from each note clip
+    frames_per_note: int = 4           # frames: examples taken from each note clip (per 330 ms of a longer one)
     scaling: str = "log"               # log: ln(magnitude + 1e-6); db: 20 log10 of the same; linear
     dtype: str = "float16"             # stored precision (float32 for linear scaling)
     batch_size: int = 32               # clips per spectrogram batch (small batches stay in cache: see bench)

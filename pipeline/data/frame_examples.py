@@ -11,7 +11,8 @@ clips and phrases laid end to end, and one row per example frame.
 Clips of another rate (data.sample_rate) are resampled to the model's 16 kHz here, as `pipeline
 predict` resamples a file; clips of any length give their frames.
 
-Examples: `frames_per_note` frames of each note clip, away from its edges, spread evenly (a clip
+Examples: `frames_per_note` frames of each note clip (per 330 ms of it: a 2 s clip gives six
+times as many), away from its edges, spread evenly (a clip
 is one pitch; a few frames of many clips beat many frames of a few); every frame of every phrase
 except the flagged ones (phrase_labels.py: a label not to be trusted). A note's frame is voiced
 where the clip sounds within VOICED_RANGE_DB of its loudest 20 ms, as the phrases' are. The
@@ -122,10 +123,11 @@ def _intact(cfg: Config, split: str, record: dict | None) -> bool:
 def build_split(cfg: Config, split: str, manifest, phrases) -> dict:
     """Write one split's audio and examples; return its record (counts, sizes, sha256)."""
     fmt = dataset_format(cfg.data_dir)
+    per_clip = max(1, round(cfg.features.frames_per_note * fmt.seconds / C.CLIP_SECONDS))
     audio, examples = [np.zeros(GAP, np.int16)], []   # silence first too: every context lies inside
     at = GAP
     for clip in _note_clips(cfg, manifest, split):
-        examples.append(_note_examples(clip, at, cfg.features.frames_per_note))
+        examples.append(_note_examples(clip, at, per_clip))
         audio.append(_with_gap(clip))
         at += len(audio[-1])
     if phrases is not None:

@@ -23,7 +23,7 @@ from tests.conftest import built, run_cli, tiny_config
 
 HIFI = ("data.sample_rate=44100", "data.clip_seconds=2.0", 'data.file_format="flac"', "data.hold_seconds=2.5",
         "data.release_seconds=2.0", 'data.segments=["sustain", "decay"]', "data.note_low=60", "data.note_high=76",
-        "augment.share=0.5", 'model.variant="frames"', 'features.kind="frames"', "features.frames_per_note=24",
+        "augment.share=0.5", 'model.variant="frames"', 'features.kind="frames"',
         "train.epochs=8", "train.learning_rate=0.01", "report.baselines=[]")
 
 
@@ -78,9 +78,11 @@ def test_a_damaged_flac_is_rendered_again(hifi, tmp_path):
 
 
 def test_the_frame_model_learns_from_them(hifi):
-    """Examples resampled to the model's 16 kHz, trained, reported on the held-out Flute."""
+    """Examples resampled to the model's 16 kHz (4 frames per 330 ms: 24 of each 2 s clip), trained,
+    reported on the held-out Flute."""
     done = json.loads((hifi.data_dir / "features" / "done.json").read_text())
-    assert done["audio"]["rate"] == 44_100 and done["counts"]["train"] > 1000
+    train_clips = len(split_rows(load_manifest(hifi), "train"))
+    assert done["audio"]["rate"] == 44_100 and done["counts"]["train"] == 24 * train_clips
     history = pd.read_csv(hifi.model_dir / "history.csv")
     assert history["val_rpa50"].max() >= 0.7, history
     from pipeline.report.reporting import build_report
