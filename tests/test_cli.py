@@ -108,6 +108,7 @@ def test_check_reports_what_a_build_needs(tmp_path):
     sha256 = hashlib.sha256(Path(TEST_SOUNDFONT).read_bytes()).hexdigest()
     assert sha256[:16] in proc.stdout and "TimGM6mb" in proc.stdout
     assert "instruments: 5 OK" in proc.stdout and "soxr" in proc.stdout
+    assert "clips: 16000 Hz mono 16-bit WAV, 5,280 samples (330 ms)" in proc.stdout
     assert not list(tmp_path.glob("data/*")), "check wrote outputs"
     no_sox = run_cli("check", "--config", str(config), "--set", 'data.resampler="sox"', env={"PATH": str(tmp_path)})
     assert_one_line_error(no_sox, "sox program is missing", "apt-get install sox")

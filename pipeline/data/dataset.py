@@ -219,7 +219,8 @@ def check_environment(cfg: Config) -> list[str]:
         lines.append(f"instruments: {len(cfg.data.instruments)} OK")  # make_plan stops at one that no font has
     if cfg.tones.enabled:
         lines.append(f"synthetic tones: {', '.join(cfg.tones.kinds)}")
-    return [*lines, f"notes: {len(plan.notes)}", f"cores: {os.cpu_count()}"]
+    return [*lines, f"notes: {len(plan.notes)}", f"clips: {clip_format(cfg.data).describe()}",
+            f"cores: {os.cpu_count()}"]
 
 
 # --- shard records: what makes a build resumable -------------------------------------
