@@ -24,6 +24,9 @@ def run() -> int:
 
         return main()
     except KeyboardInterrupt as exc:  # before the command line took over, or after it let go
+        progress = sys.modules.get("pipeline.core.progress")
+        if progress is not None:   # a bar the stop cut short has no newline
+            progress.end_line()
         print(STOPPED, file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
 

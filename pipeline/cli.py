@@ -295,8 +295,16 @@ def main(argv: list[str] | None = None) -> int:
 def _stopped(signum: int) -> int:
     """The stop's one line, and its exit code; no stop signal that follows interrupts them."""
     settle_stop()
-    print(STOPPED, file=sys.stderr)
+    _say(STOPPED)
     return 128 + signum
+
+
+def _say(line: str) -> None:
+    """The command's last line on stderr, on a line of its own (a bar a stop cut short has no newline)."""
+    from pipeline.core.progress import end_line
+
+    end_line()
+    print(line, file=sys.stderr)
 
 
 def _quiet_stop(hook):
@@ -335,7 +343,7 @@ def _run(argv: list[str] | None) -> int:
     except PipelineError as exc:
         if stop_received() is not None:   # the stop's own consequence (workers ended by the same signal)
             return _stopped(stop_received())
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or a signal as Interrupted
         return _stopped(getattr(exc, "signum", signal.SIGINT))

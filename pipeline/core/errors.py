@@ -40,10 +40,12 @@ def stop(signum: int, frame, ignore_more: bool = True) -> None:
 
     Not inside an import: a C extension's import (numpy's) turns an exception raised in the modules it
     imports into its own ImportError (a traceback instead of the stop), and a library's `except
-    ImportError` would then swallow the stop. There the signal is sent again to the main thread as soon
-    as the import is over (a thread watches the main thread's stack)."""
+    ImportError` would then swallow the stop. Nor inside multiprocessing's clean-up of a semaphore (it
+    unlinks it, then tells the resource tracker: cut between the two, the tracker prints a leak
+    warning at exit). There the signal is sent again to the main thread as soon as the import or the
+    clean-up is over (a thread watches the main thread's stack)."""
     _RECEIVED.setdefault("signum", signum)
-    if _importing(frame) and not _PENDING.get("forced"):
+    if stop_must_wait(frame) and not _PENDING.get("forced"):
         if "signum" not in _PENDING:
             _PENDING["signum"] = signum
             threading.Thread(target=_resend_after_import, args=(signum,), name="stop-after-import",
@@ -86,9 +88,18 @@ def stop_received(forget: bool = False) -> int | None:
     return signum
 
 
-def _importing(frame) -> bool:
+# multiprocessing's clean-up of a named semaphore, which a stop must not cut in two
+_CLEANUP_CODE = {("synchronize.py", "_cleanup"), ("resource_tracker.py", "unregister"),
+                 ("resource_tracker.py", "_send")}
+
+
+def stop_must_wait(frame) -> bool:
+    """Whether a stop raised in `frame` must wait: an import, or multiprocessing's clean-up of a semaphore."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib") or (
+                "multiprocessing" in code.co_filename and (os.path.basename(code.co_filename), code.co_name)
+                in _CLEANUP_CODE):
             return True
         frame = frame.f_back
     return False
@@ -97,7 +108,7 @@ def _importing(frame) -> bool:
 def _resend_after_import(signum: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)   # this thread never takes one
     main, deadline = threading.main_thread().ident, time.monotonic() + IMPORT_WAIT_SECONDS
-    while _importing(sys._current_frames().get(main)) and time.monotonic() < deadline:
+    while stop_must_wait(sys._current_frames().get(main)) and time.monotonic() < deadline:
         time.sleep(IMPORT_POLL_SECONDS)
     with _SETTLING:
         if _PENDING.get("settled"):

@@ -38,7 +38,29 @@ def bar(iterable=None, *, total: float | None = None, desc: str = "", unit: str 
     options.setdefault("mininterval", MIN_INTERVAL)
     options.setdefault("dynamic_ncols", True)
     disable = options.pop("disable", False) or not shown()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, **options)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=_BarStream(), disable=disable, **options)
+
+
+class _BarStream:
+    """sys.stderr for the bars, remembering whether the last bar left the cursor at the start of a
+    line: a stop can cut a bar short between its text and its newline (it lands inside tqdm), and
+    the stop's line must not be glued to the bar's."""
+    at_line_start = True
+
+    def write(self, text: str):
+        if text:
+            _BarStream.at_line_start = text.endswith(("\n", "\r"))
+        return sys.stderr.write(text)
+
+    def __getattr__(self, name: str):   # flush, fileno, isatty, encoding: stderr's own
+        return getattr(sys.stderr, name)
+
+
+def end_line() -> None:
+    """Begin a new line on stderr if a bar's text was left without its newline (before a last line)."""
+    if not _BarStream.at_line_start:
+        sys.stderr.write("\n")
+        _BarStream.at_line_start = True
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:

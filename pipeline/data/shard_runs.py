@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pipeline.core import workers
 from pipeline.core.artifacts import atomic_path, sync_filesystem
 from pipeline.core.config import Config
+from pipeline.core.progress import bar
 from pipeline.data.clips import SHARDS_DIR, TEXT_COLUMNS, write_clip
 
 if TYPE_CHECKING:
@@ -106,10 +107,7 @@ def collect(cfg: Config, todo: list, pending: dict | None, render: Callable, siz
     """Write each shard's record as it finishes, also those finished when a stop (Ctrl-C, SIGTERM)
     or a failed shard ends the build (workers.collect). The progress bar is cleared, not left,
     when an error ends it: the error stays one line."""
-    from tqdm import tqdm
-
-    with tqdm(total=sum(size(t) for t in todo), unit=unit, desc=desc, disable=not todo,
-              mininterval=1.0) as progress:
+    with bar(total=sum(size(t) for t in todo), unit=unit, desc=desc, disable=not todo, mininterval=1.0) as progress:
         def finished(task, rows: list[dict]) -> None:
             write_record(cfg, task.key, rows)
             progress.update(size(task))

@@ -54,3 +54,21 @@ def test_the_cli_forgets_the_stop_of_an_earlier_call(monkeypatch):
         assert cli.main(["config"]) == 128 + signal.SIGTERM
     monkeypatch.setattr(cli, "_cmd_config", lambda args: 0)
     assert cli.main(["config"]) == 0
+
+
+def test_a_stop_waits_for_multiprocessing_to_finish_cleaning_up_a_semaphore():
+    """Cut between unlinking a semaphore and telling the resource tracker, a stop made the tracker print
+    a leak warning at exit: there, as in an import, the stop waits (it is sent again right after)."""
+    from types import SimpleNamespace as Frame
+
+    from pipeline.core import errors
+
+    def frame(path, name, back=None):
+        return Frame(f_code=Frame(co_filename=path, co_name=name), f_back=back)
+
+    ours = frame("/repo/pipeline/core/workers.py", "collect")
+    cleanup = frame("/usr/lib/python3.11/multiprocessing/synchronize.py", "_cleanup", ours)
+    telling = frame("/usr/lib/python3.11/multiprocessing/resource_tracker.py", "_send", cleanup)
+    assert errors.stop_must_wait(cleanup) and errors.stop_must_wait(telling)
+    assert not errors.stop_must_wait(ours)
+    assert not errors.stop_must_wait(frame("/usr/lib/python3.11/multiprocessing/synchronize.py", "acquire", ours))
