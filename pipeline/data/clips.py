@@ -10,7 +10,7 @@ through them; they are also all a user's own training code needs:
 Layout of a dataset folder (data/NAME/):
 
     manifest.csv                       one row per kept clip, MANIFEST_COLUMNS, in plan order
-    clips/SOURCE/INSTRUMENT/NAME.wav   16 kHz mono 16-bit WAVs of CLIP_SAMPLES samples each (CLIP_BYTES), or
+    clips/SOURCE/INSTRUMENT/NAME.wav   16 kHz mono 16-bit WAVs of CLIP_SAMPLES samples each, or
                                        the rate, length, sample format and container (.flac) that
                                        dataset.json's "audio" records; SOURCE is the soundfont's slug
                                        (fluidr3_gm) or synthetic
@@ -61,7 +61,6 @@ TEXT_COLUMNS = {name: str for name in ("path", "source", "instrument", "instrume
 # what every stage reads: a manifest without one of these is refused with one line
 REQUIRED_COLUMNS = ("path", "split", "sha256", "frequency")
 SAMPLE_WIDTH_BITS = 16
-CLIP_BYTES = WAV_HEADER_BYTES + SAMPLE_WIDTH_BITS // 8 * C.CLIP_SAMPLES
 # a clip's name: <instrument>_<note>_<midi>_<frequency>_<segment>_v<velocity> (_t<variant> for a synthetic
 # tone); the frequency is the nominal label (the manifest's nominal_frequency where the audit changed it)
 CLIP_NAME_RE = re.compile(r"(?:^|_)[A-G]s?-?\d_(\d{1,3})_(\d+(?:\.\d+)?)_(?:" + "|".join(C.SEGMENT_NAMES) + ")(?:_|$)")
@@ -231,17 +230,20 @@ def _canonical_header(rate: int = C.SAMPLE_RATE, samples: int = C.CLIP_SAMPLES) 
     return wav_bytes(np.zeros(samples, dtype=np.int16), rate)[:WAV_HEADER_BYTES]
 
 
-def read_clip_soundfile(path: str | Path, data: bytes, fmt: ClipFormat = DEFAULT_FORMAT) -> np.ndarray:
-    """read_clip through libsndfile: any WAV or FLAC holding one clip; checks its rate and length."""
+def read_clip_soundfile(path: str | Path, data: bytes, fmt: ClipFormat = DEFAULT_FORMAT,
+                        any_length: bool = False) -> np.ndarray:
+    """read_clip through libsndfile: any WAV or FLAC holding one clip (or, `any_length`, a phrase);
+    checks its rate, its channels and its length."""
     import soundfile as sf
 
     try:
         audio, rate = sf.read(io.BytesIO(data), dtype="float32")
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise PipelineError(f"cannot read audio {path} ({exc}); rebuild the dataset with make data") from None
-    if rate != fmt.rate or audio.ndim != 1 or len(audio) != fmt.samples:
-        raise PipelineError(f"clip {path} is not {fmt.samples} mono samples at {fmt.rate} Hz; "
-                            "rebuild the dataset with make data")
+    if rate != fmt.rate or audio.ndim != 1 or not (any_length or len(audio) == fmt.samples):
+        what, length = ("phrase", "") if any_length else ("clip", f"{fmt.samples} ")
+        raise PipelineError(f"{what} {path} is not {length}mono samples at {fmt.rate} Hz; rebuild the dataset "
+                            "with make data")
     return audio
 
 
@@ -274,16 +276,7 @@ def read_phrase(path: str | Path, fmt: ClipFormat = DEFAULT_FORMAT) -> np.ndarra
     if len(data) > WAV_HEADER_BYTES and data[:4] == b"RIFF" and \
             data[20:36] == _canonical_header(fmt.rate, fmt.samples)[20:36]:
         return np.frombuffer(data, dtype="<i2", offset=WAV_HEADER_BYTES).astype(np.float32) / np.float32(32768)
-    import soundfile as sf
-
-    try:
-        audio, rate = sf.read(io.BytesIO(data), dtype="float32")
-    except (sf.LibsndfileError, RuntimeError, OSError):
-        audio, rate = None, None
-    if audio is None or rate != fmt.rate or audio.ndim != 1:
-        raise PipelineError(f"phrase {path} is missing or not mono audio at {fmt.rate} Hz; rebuild the dataset "
-                            "with make data")
-    return audio
+    return read_clip_soundfile(path, data, fmt, any_length=True)
 
 
 def read_clips(data_dir, frame: pd.DataFrame, rate: int | None = None) -> np.ndarray:

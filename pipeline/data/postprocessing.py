@@ -221,23 +221,20 @@ def gate_reason(peak_dbfs: float, rms_dbfs: float, loudest_rms_dbfs: float, soun
 
 def to_pcm16(clip: np.ndarray) -> np.ndarray:
     """Peak-normalise to PEAK_NORMALIZE_DBFS and quantise to int16 (round half to even)."""
-    peak = float(np.max(np.abs(clip)))
-    if peak == 0.0:
-        return np.zeros(len(clip), dtype=np.int16)
-    target = C.PEAK_NORMALIZE_LINEAR * 32767
-    return np.round(clip.astype(np.float64) * (target / peak)).astype(np.int16)
+    return quantize(clip, "int16")
 
 
-INT24_MAX = 2**23 - 1
+# the integer formats: the full-scale value the peak is set against, and the array type that holds them
+INTEGER_FORMATS = {"int16": (32767, np.int16), "int24": (2**23 - 1, np.int32)}
 
 
 def quantize(clip: np.ndarray, sample_format: str = "int16") -> np.ndarray:
-    """Peak-normalise to PEAK_NORMALIZE_DBFS in the clip's sample format: int16 (`to_pcm16`), int32
-    holding 24-bit values, or float32 (peak at the same level, no rounding)."""
-    if sample_format == "int16":
-        return to_pcm16(clip)
+    """Peak-normalise to PEAK_NORMALIZE_DBFS in the clip's sample format: whole numbers rounded half to
+    even (int16; int32 holding 24-bit values), or float32 (the same peak, no rounding)."""
     peak = float(np.max(np.abs(clip)))
-    if sample_format == "int24":
-        scale = C.PEAK_NORMALIZE_LINEAR * INT24_MAX / peak if peak else 0.0
-        return np.round(clip.astype(np.float64) * scale).astype(np.int32)
-    return (clip.astype(np.float64) * (C.PEAK_NORMALIZE_LINEAR / peak if peak else 0.0)).astype(np.float32)
+    if sample_format == "float32":
+        return (clip.astype(np.float64) * (C.PEAK_NORMALIZE_LINEAR / peak if peak else 0.0)).astype(np.float32)
+    full_scale, dtype = INTEGER_FORMATS[sample_format]
+    if peak == 0.0:
+        return np.zeros(len(clip), dtype=dtype)
+    return np.round(clip.astype(np.float64) * (C.PEAK_NORMALIZE_LINEAR * full_scale / peak)).astype(dtype)
