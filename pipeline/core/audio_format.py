@@ -35,6 +35,11 @@ class ClipFormat:
     def is_default(self) -> bool:
         return self == ClipFormat()
 
+    def stamp(self) -> dict:
+        """{"audio": this record}, or {} for the default clips: what a stage's stamp or a shard's key adds,
+        so that those of outputs made before the clips were settings stay as they were."""
+        return {} if self.is_default else {"audio": self.to_dict()}
+
     @property
     def seconds(self) -> float:
         return self.samples / self.rate
@@ -68,7 +73,6 @@ class ClipFormat:
                 fmt.sample_format not in SAMPLE_FORMATS or fmt.file_format not in FILE_FORMATS:
             raise ValueError(f"not a clip format: {record!r}")
         return fmt
-
 
 
 def clip_format(data) -> ClipFormat:

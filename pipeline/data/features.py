@@ -74,7 +74,7 @@ def _stamp(cfg: Config) -> dict:
     format where it is not the default: the stamps of features built before it was one stay)."""
     fmt = dataset_format(cfg.data_dir)
     return {"version": FEATURES_VERSION, "manifest_sha256": sha256_file(manifest_path(cfg.data_dir)),
-            "features": cfg.to_dict()["features"], **({} if fmt.is_default else {"audio": fmt.to_dict()})}
+            "features": cfg.to_dict()["features"], **fmt.stamp()}
 
 
 def stft_of(fmt: ClipFormat) -> Stft:

@@ -36,6 +36,7 @@ from pipeline.core.artifacts import (
     sha256_file,
     write_json,
 )
+from pipeline.core.audio_format import ClipFormat
 from pipeline.core.config import Config
 from pipeline.core.errors import PipelineError
 from pipeline.data.clips import (
@@ -75,11 +76,10 @@ def stamp(cfg: Config) -> dict:
     """What the frame examples depend on (done.json holds it)."""
     folder = cfg.data_dir
     phrases = folder / PHRASES_FILE
-    fmt = dataset_format(folder)
     return {"kind": "frames", "version": FRAME_EXAMPLES_VERSION,
             "manifest_sha256": sha256_file(manifest_path(folder)) if manifest_path(folder).is_file() else None,
             "frames_sha256": sha256_file(folder / FRAMES_FILE) if phrases.is_file() else None,
-            "features": cfg.to_dict()["features"], **({} if fmt.is_default else {"audio": fmt.to_dict()})}
+            "features": cfg.to_dict()["features"], **dataset_format(folder).stamp()}
 
 
 def build_frame_examples(cfg: Config) -> dict:
@@ -126,14 +126,14 @@ def build_split(cfg: Config, split: str, manifest, phrases) -> dict:
     per_clip = max(1, round(cfg.features.frames_per_note * fmt.seconds / C.CLIP_SECONDS))
     audio, examples = [np.zeros(GAP, np.int16)], []   # silence first too: every context lies inside
     at = GAP
-    for clip in _note_clips(cfg, manifest, split):
+    for clip in _note_clips(cfg, manifest, split, fmt):
         examples.append(_note_examples(clip, at, per_clip))
         audio.append(_with_gap(clip))
         at += len(audio[-1])
     if phrases is not None:
         for row in phrases[phrases["split"] == split].itertuples():
             clip = read_phrase(cfg.data_dir / row.path, fmt)
-            clip = resample_clips(clip[None], fmt.rate, C.SAMPLE_RATE)[0] if fmt.rate != C.SAMPLE_RATE else clip
+            clip = resample_clips(clip[None], fmt.rate, C.SAMPLE_RATE)[0]
             examples.append(_phrase_examples(read_frame_table(cfg.data_dir / row.frames_path), at))
             audio.append(_with_gap(clip))
             at += len(audio[-1])
@@ -148,11 +148,10 @@ def build_split(cfg: Config, split: str, manifest, phrases) -> dict:
             "examples_sha256": sha256_file(examples_path(cfg, split))}
 
 
-def _note_clips(cfg: Config, manifest, split: str):
+def _note_clips(cfg: Config, manifest, split: str, fmt: ClipFormat):
     if manifest is None:
         return
     rows = split_rows(manifest, split)
-    fmt = dataset_format(cfg.data_dir)
     for path, hz in zip(rows["path"], rows["frequency"]):
         clip = read_clip(cfg.data_dir / path, fmt=fmt)
         yield resample_clips(clip[None], fmt.rate, C.SAMPLE_RATE)[0], float(hz)

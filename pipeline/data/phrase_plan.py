@@ -30,7 +30,7 @@ from pipeline.data import contour_synth, voice
 from pipeline.data.augmentation import AugmentSpec, draw_augment
 from pipeline.data.clips import source_slug
 from pipeline.data.contours import PhraseSpec, draw_phrase
-from pipeline.data.plan import FontSource, augment_settings
+from pipeline.data.plan import FontSource, augment_settings, settings_key
 from pipeline.data.rendering import FluidReverb, soundfont_presets
 
 PHRASE_VERSION = 1                 # bump when a change to the code changes a phrase's audio or labels
@@ -195,23 +195,14 @@ class PhraseSettings:
     resampler: str
     audit_cents: float
     effects: bool
-    audio: ClipFormat = DEFAULT_FORMAT  # rate, sample format, container (a phrase keeps its own length)
+    # rate, sample format, container; `samples` stays the default's: a phrase keeps its own length, and
+    # data.clip_seconds must not change the phrases' keys
+    audio: ClipFormat = DEFAULT_FORMAT
 
     @classmethod
     def from_config(cls, cfg: Config) -> PhraseSettings:
         return cls(PHRASE_VERSION, cfg.data.gain, cfg.data.resampler, cfg.phrases.audit_cents,
-                   cfg.augment.fluid_reverb_share > 0, clip_format(cfg.data))
-
-    def key_fields(self) -> dict:
-        """What a shard's key hashes: the audio format only where its rate, sample format or container
-        is not the default's (the keys of phrases built before these were settings stay)."""
-        fields = asdict(self)
-        if (self.audio.rate, self.audio.sample_format, self.audio.file_format) == \
-                (C.SAMPLE_RATE, "int16", "wav"):
-            del fields["audio"]
-        else:
-            fields["audio"] = {k: v for k, v in fields["audio"].items() if k != "samples"}
-        return fields
+                   cfg.augment.fluid_reverb_share > 0, replace(clip_format(cfg.data), samples=C.CLIP_SAMPLES))
 
 
 @dataclass(frozen=True)
@@ -248,7 +239,7 @@ def plan_phrase_shards(cfg: Config, items: list[PhraseItem], fonts) -> list[Phra
             if run[0].kind == "soundfont" and font is None:
                 raise PipelineError(f"phrases of {run[0].source} but no such soundfont in data.soundfonts")
             sha = font.sha256 if font else ""
-            key = "p" + fingerprint([settings.key_fields(), sha, [asdict(i) for i in run]])[:19]
+            key = "p" + fingerprint([settings_key(settings), sha, [asdict(i) for i in run]])[:19]
             shards.append(PhraseShardTask(key, tuple(run), settings, run[0].source, font.path if font else "",
                                           sha, font.stat if font else (0, 0), str(cfg.data_dir)))
             run = []

@@ -30,7 +30,7 @@ import numpy as np
 
 from pipeline.core import constants as C
 from pipeline.core.artifacts import fingerprint
-from pipeline.core.audio_format import ClipFormat, clip_format
+from pipeline.core.audio_format import DEFAULT_FORMAT, ClipFormat, clip_format
 from pipeline.core.config import AugmentConfig, Config, GateConfig
 from pipeline.core.errors import PipelineError
 from pipeline.core.instruments import Instrument, resolve_instrument
@@ -278,7 +278,7 @@ class RenderSettings:
     seed: int
     resampler: str
     effects: bool                      # FluidSynth's reverb unit on: some notes use it
-    audio: ClipFormat = ClipFormat()   # the clips' rate, length, sample format and container
+    audio: ClipFormat = DEFAULT_FORMAT  # the clips' rate, length, sample format and container
 
     @classmethod
     def from_config(cls, cfg: Config) -> RenderSettings:
@@ -286,13 +286,12 @@ class RenderSettings:
         return cls(RENDER_VERSION, d.hold_seconds, d.release_seconds, d.sustain_at, d.gain, d.segments, cfg.gate,
                    d.seed, d.resampler, cfg.augment.fluid_reverb_share > 0, clip_format(d))
 
-    def key_fields(self) -> dict:
-        """What a shard's key hashes: every field, the clip format only where it is not the default
-        (so the shards of datasets built before it was a setting keep their keys)."""
-        fields = asdict(self)
-        if self.audio.is_default:
-            del fields["audio"]
-        return fields
+
+def settings_key(settings) -> dict:
+    """What a shard's key hashes of its settings (RenderSettings, or phrase_plan's PhraseSettings): every
+    field, the clips' format only where it is not the default (ClipFormat.stamp: the keys of shards
+    built before it was a setting stay)."""
+    return {k: v for k, v in asdict(settings).items() if k != "audio"} | settings.audio.stamp()
 
 
 @dataclass(frozen=True)
@@ -337,7 +336,7 @@ def plan_shards(cfg: Config, notes: list[NoteSpec], fonts: list[FontSource] | st
         if font is None and chunk[0].source != C.SYNTHETIC_SOURCE:
             raise PipelineError(f"notes of {chunk[0].source} but no such soundfont in data.soundfonts; plan again")
         sha = font.sha256 if font else ""
-        key = fingerprint([settings.key_fields(), sha, [asdict(n) for n in chunk]])[:SHARD_KEY_LENGTH]
+        key = fingerprint([settings_key(settings), sha, [asdict(n) for n in chunk]])[:SHARD_KEY_LENGTH]
         shards.append(ShardTask(key, chunk, settings, chunk[0].source, font.path if font else "", sha,
                                 font.stat if font else (0, 0), str(cfg.data_dir)))
     return shards

@@ -159,3 +159,24 @@ def test_held_out_sources_and_instruments_must_exist(tmp_path):
     check_splits(kinds, ["TimGM6mb.sf2", "synthetic"], {"violin", "sawtooth"})  # a tone kind is an instrument
     with pytest.raises(PipelineError, match="'sawtooth', which is not in data.instruments"):
         check_splits(kinds, ["TimGM6mb.sf2"], {"violin"})
+
+
+def test_the_clip_settings_change_exactly_the_shard_keys_they_shape(tmp_path):
+    """Notes: a shard's key changes with the clips' rate, length and container. Phrases: with the rate
+    and container, never with clip_seconds (a phrase keeps its own length)."""
+    from pipeline.data.phrase_plan import plan_phrase_shards, plan_phrases
+
+    def keys(*overrides):
+        cfg = tiny_config(tmp_path, "phrases.enabled=true", "phrases.per_instrument=1", "phrases.voices=1",
+                          "data.hold_seconds=2.5", "data.release_seconds=2.0", *overrides)
+        plan = make_plan(cfg)
+        return ([t.key for t in plan_shards(cfg, list(plan.notes), list(plan.fonts))],
+                [t.key for t in plan_phrase_shards(cfg, plan_phrases(cfg, plan.fonts), plan.fonts)])
+
+    notes, phrases = keys()
+    for overrides, phrases_change in [(["data.sample_rate=44100"], True), (['data.file_format="flac"'], True),
+                                      (['data.sample_format="int24"'], True), (["data.clip_seconds=2.0"], False)]:
+        other_notes, other_phrases = keys(*overrides)
+        assert len(other_notes) == len(notes) and not set(other_notes) & set(notes), overrides
+        assert (other_phrases != phrases) == phrases_change and len(other_phrases) == len(phrases), overrides
+    assert keys() == (notes, phrases)
